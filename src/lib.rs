@@ -1,1 +1,7 @@
+//! musicdex: a batch scanner for huge music libraries. See README.md.
 
+pub mod engine;
+pub mod index;
+pub mod media;
+pub mod scan;
+pub mod store;

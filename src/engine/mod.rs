@@ -1,0 +1,110 @@
+//! Engines turn the roots of a run into [`Change`]s for the writer. The sequential engine
+//! is the reference; every other engine must produce the same rows.
+
+pub mod sequential;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::Result;
+use crossbeam_channel::Sender;
+use serde::Serialize;
+
+use crate::media::record::Stat;
+use crate::scan::{WalkOptions, WalkProblems};
+use crate::store::writer::Change;
+use crate::store::{Known, KnownFile};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// One thread, std::fs, lofty reading from the path: the reference.
+    Sequential,
+}
+
+impl EngineKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Sequential => "sequential",
+        }
+    }
+}
+
+/// Changes are sent in batches of this many, so the channel is not the bottleneck.
+pub const SEND_BATCH: usize = 256;
+/// Batches in flight between the engines and the writer: bounds memory whatever the size
+/// of the library.
+pub const CHANNEL_BATCHES: usize = 64;
+
+/// Counters every engine keeps; the progress display and `--metrics` read them.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub found: AtomicU64,
+    pub read: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub ring_ops: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(&self, c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+pub struct EngineContext<'a> {
+    pub roots: &'a [PathBuf],
+    pub walk: &'a WalkOptions,
+    pub known: &'a Known,
+    /// Read every file, even when size and mtime match.
+    pub full: bool,
+    pub threads: usize,
+    pub counters: &'a Counters,
+}
+
+/// Whether a file must be read again. One definition for all engines.
+pub fn decide(known: Option<&KnownFile>, stat: Stat, full: bool) -> Option<KnownFile> {
+    match known {
+        Some(k) if !full && k.size == stat.size && k.mtime_ns == stat.mtime_ns => Some(*k),
+        _ => None,
+    }
+}
+
+/// Buffers changes and sends them in batches.
+pub struct Batcher {
+    tx: Sender<Vec<Change>>,
+    buf: Vec<Change>,
+}
+
+impl Batcher {
+    pub fn new(tx: Sender<Vec<Change>>) -> Batcher {
+        Batcher {
+            tx,
+            buf: Vec::with_capacity(SEND_BATCH),
+        }
+    }
+
+    pub fn push(&mut self, c: Change) -> Result<()> {
+        self.buf.push(c);
+        if self.buf.len() >= SEND_BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            let batch = std::mem::replace(&mut self.buf, Vec::with_capacity(SEND_BATCH));
+            self.tx
+                .send(batch)
+                .map_err(|_| anyhow::anyhow!("the database writer stopped"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Run `kind` over the context's roots.
+pub fn run(kind: EngineKind, ctx: &EngineContext, tx: Sender<Vec<Change>>) -> Result<WalkProblems> {
+    match kind {
+        EngineKind::Sequential => sequential::run(ctx, tx),
+    }
+}

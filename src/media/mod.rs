@@ -1,0 +1,9 @@
+//! Everything musicdex derives from a file's bytes: the content hash, the metadata hash,
+//! the tags, and the record that brings them together.
+
+pub mod hash;
+pub mod record;
+pub mod tags;
+
+pub use record::FileRecord;
+pub use tags::TagInfo;

@@ -1,0 +1,187 @@
+//! Tag and audio-property extraction with lofty. Both the reference engine (reading from
+//! the path) and the faster engines (reading from buffers already in memory) go through
+//! [`parse`], so they cannot disagree about what a file says.
+
+use std::cell::Cell;
+use std::io::{Read, Seek};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::Once;
+
+use lofty::config::ParseOptions;
+use lofty::file::{AudioFile, FileType, TaggedFile, TaggedFileExt};
+use lofty::prelude::{Accessor, ItemKey};
+use lofty::probe::Probe;
+use lofty::tag::Tag;
+use serde::Serialize;
+
+/// What musicdex keeps of a file's tags and audio properties.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TagInfo {
+    pub artist: Option<String>,
+    pub title: Option<String>,
+    pub album: Option<String>,
+    pub album_artist: Option<String>,
+    pub track_number: Option<u32>,
+    pub year: Option<i32>,
+    pub genre: Option<String>,
+    /// Seconds, from the audio properties (not from a tag).
+    pub duration: Option<f64>,
+    /// kbit/s of the audio stream.
+    pub bitrate: Option<u32>,
+    pub sample_rate: Option<u32>,
+    pub channels: Option<u8>,
+}
+
+thread_local! {
+    static IN_PARSER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A panic inside lofty is caught and recorded as the file's error; the default hook
+/// would still print a backtrace banner per corrupt file, so silence it for those only.
+pub fn install_quiet_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_PARSER.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Parse tags and properties from any `Read + Seek` view of the file at `path`. The
+/// extension gives the first guess of the format and the content overrides it, so a
+/// mislabelled file (an Opus stream named .ogg) still parses.
+///
+/// The error is the text recorded in the row's `error` column. A reader that serves
+/// only part of the file records on its own side which bytes were asked for; the engine
+/// checks that after a failure rather than trusting the error's shape.
+pub fn parse<R: Read + Seek>(reader: R, path: &Path) -> Result<TagInfo, String> {
+    install_quiet_panic_hook();
+    IN_PARSER.with(|c| c.set(true));
+    let result = catch_unwind(AssertUnwindSafe(|| parse_inner(reader, path)));
+    IN_PARSER.with(|c| c.set(false));
+    match result {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(format!("tags: parser panicked: {msg}"))
+        }
+    }
+}
+
+fn parse_inner<R: Read + Seek>(reader: R, path: &Path) -> Result<TagInfo, String> {
+    let mut probe = Probe::new(reader).options(ParseOptions::new());
+    if let Some(ft) = FileType::from_path(path) {
+        probe = probe.set_file_type(ft);
+    }
+    let probe = probe.guess_file_type().map_err(|e| format!("tags: {e}"))?;
+    probe
+        .read()
+        .map(|tf| from_tagged_file(&tf))
+        .map_err(|e| format!("tags: {}", error_chain(&e)))
+}
+
+/// lofty's top-level error says only "failed to parse X file"; the cause is in the chain.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
+fn from_tagged_file(tf: &TaggedFile) -> TagInfo {
+    // The primary tag wins field by field; the others (ID3v1 behind ID3v2, APE, ...)
+    // fill what it lacks, as mutagen does for ID3v1.
+    let mut tags: Vec<&Tag> = Vec::new();
+    if let Some(p) = tf.primary_tag() {
+        tags.push(p);
+    }
+    for t in tf.tags() {
+        if !tags.iter().any(|p| std::ptr::eq(*p, t)) {
+            tags.push(t);
+        }
+    }
+    let text = |f: &dyn Fn(&Tag) -> Option<String>| {
+        tags.iter().find_map(|t| {
+            f(t).map(|s| s.trim_end_matches('\0').to_string())
+                .filter(|s| !s.trim().is_empty())
+        })
+    };
+    let props = tf.properties();
+    let duration = props.duration().as_secs_f64();
+    TagInfo {
+        artist: text(&|t| t.artist().map(|c| c.into_owned())),
+        title: text(&|t| t.title().map(|c| c.into_owned())),
+        album: text(&|t| t.album().map(|c| c.into_owned())),
+        album_artist: text(&|t| t.get_string(ItemKey::AlbumArtist).map(str::to_string)),
+        genre: text(&|t| t.genre().map(|c| c.into_owned())),
+        track_number: tags.iter().find_map(|t| t.track()),
+        year: tags.iter().find_map(|t| year_of(t)),
+        duration: Some(duration),
+        bitrate: props.audio_bitrate().or(props.overall_bitrate()),
+        sample_rate: props.sample_rate(),
+        channels: props.channels(),
+    }
+}
+
+fn year_of(tag: &Tag) -> Option<i32> {
+    if let Some(d) = tag.date() {
+        return Some(d.year as i32);
+    }
+    [
+        ItemKey::Year,
+        ItemKey::RecordingDate,
+        ItemKey::ReleaseDate,
+        ItemKey::OriginalReleaseDate,
+    ]
+    .into_iter()
+    .find_map(|k| tag.get_string(k).and_then(leading_year))
+}
+
+/// "1987-03-31", "1987/03/31", "1987" → 1987. Anything without four leading digits is
+/// not a year.
+fn leading_year(s: &str) -> Option<i32> {
+    let s = s.trim();
+    let digits: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
+    if digits.len() == 4 {
+        digits.parse().ok()
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn years() {
+        assert_eq!(leading_year("1987-03-31"), Some(1987));
+        assert_eq!(leading_year(" 2001"), Some(2001));
+        assert_eq!(leading_year("87"), None);
+        assert_eq!(leading_year("abcd"), None);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let data = vec![0xffu8; 4096];
+        let r = parse(std::io::Cursor::new(data), Path::new("x.mp3"));
+        assert!(r.is_err() || r.is_ok());
+        let r = parse(std::io::Cursor::new(Vec::new()), Path::new("x.flac"));
+        assert!(r.is_err());
+    }
+}

@@ -1,0 +1,249 @@
+//! Which files are music, and the reference directory walk.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+
+/// Audio extensions indexed by default (matched case-insensitively).
+pub const DEFAULT_EXTENSIONS: &[&str] = &[
+    "mp3", "flac", "m4a", "mp4", "m4b", "aac", "wav", "ogg", "oga", "opus", "aiff", "aif", "aifc",
+    "ape", "wv", "mpc", "spx",
+];
+
+#[derive(Clone, Debug)]
+pub struct ExtFilter {
+    exts: HashSet<Vec<u8>>,
+    /// `--ext '*'`: every regular file, for trees of unlabelled files.
+    all: bool,
+}
+
+impl Default for ExtFilter {
+    fn default() -> Self {
+        ExtFilter {
+            exts: DEFAULT_EXTENSIONS
+                .iter()
+                .map(|e| e.as_bytes().to_vec())
+                .collect(),
+            all: false,
+        }
+    }
+}
+
+impl ExtFilter {
+    /// `--ext` syntax: `mp3,flac` restricts to exactly those; `+dsf` adds to the default
+    /// set and `-wav` removes from it; plain and signed items may be mixed; `*` alone
+    /// takes every file.
+    pub fn parse(spec: &str) -> Result<ExtFilter> {
+        let items: Vec<&str> = spec
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if items.is_empty() {
+            bail!("--ext needs at least one extension");
+        }
+        if items == ["*"] {
+            return Ok(ExtFilter {
+                exts: HashSet::new(),
+                all: true,
+            });
+        }
+        let plain = items.iter().any(|i| !i.starts_with(['+', '-']));
+        let mut f = if plain {
+            ExtFilter {
+                exts: HashSet::new(),
+                all: false,
+            }
+        } else {
+            ExtFilter::default()
+        };
+        for item in items {
+            let (op, ext) = match item.as_bytes()[0] {
+                b'+' | b'-' => (item.as_bytes()[0], &item[1..]),
+                _ => (b'+', item),
+            };
+            let ext = ext.trim_start_matches('.').to_ascii_lowercase();
+            if ext.is_empty() || ext.contains('/') {
+                bail!("--ext: '{item}' is not an extension");
+            }
+            if op == b'+' {
+                f.exts.insert(ext.into_bytes());
+            } else {
+                f.exts.remove(ext.as_bytes());
+            }
+        }
+        Ok(f)
+    }
+
+    /// Matches on the raw bytes of the name, so non-UTF-8 names are filtered too.
+    pub fn matches_name(&self, name: &[u8]) -> bool {
+        if self.all {
+            return true;
+        }
+        let Some(dot) = name.iter().rposition(|&b| b == b'.') else {
+            return false;
+        };
+        let ext = &name[dot + 1..];
+        if dot == 0 || ext.is_empty() || ext.len() > 8 {
+            return false;
+        }
+        let lower: Vec<u8> = ext.iter().map(u8::to_ascii_lowercase).collect();
+        self.exts.contains(&lower)
+    }
+
+    pub fn matches(&self, path: &Path) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        path.file_name()
+            .is_some_and(|n| self.matches_name(n.as_bytes()))
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct WalkOptions {
+    pub follow_symlinks: bool,
+    pub filter: ExtFilter,
+}
+
+/// What a walk could not read. Files below a skipped directory are not known to be gone,
+/// so the index keeps them as they were.
+#[derive(Debug, Default)]
+pub struct WalkProblems {
+    pub skipped_dirs: Vec<PathBuf>,
+    pub errors: u64,
+}
+
+impl WalkProblems {
+    pub fn report(&mut self, path: &Path, what: &str, e: &io::Error, is_dir: bool) {
+        eprintln!("musicdex: {what} {}: {e}", path.display());
+        self.errors += 1;
+        if is_dir {
+            self.skipped_dirs.push(path.to_path_buf());
+        }
+    }
+
+    pub fn merge(&mut self, other: WalkProblems) {
+        self.skipped_dirs.extend(other.skipped_dirs);
+        self.errors += other.errors;
+    }
+}
+
+/// The reference walk: one thread, std::fs, depth first. Calls `on_file` for every
+/// matching file. Symlinks are skipped unless followed; followed directory links are
+/// checked against the (device, inode) of every directory on the way, so loops end.
+pub fn walk_sequential(
+    roots: &[PathBuf],
+    opts: &WalkOptions,
+    mut on_file: impl FnMut(PathBuf),
+) -> WalkProblems {
+    let mut problems = WalkProblems::default();
+    let mut visited: HashSet<(u64, u64)> = HashSet::new();
+    for root in roots {
+        let meta = match fs::metadata(root) {
+            Ok(m) => m,
+            Err(e) => {
+                problems.report(root, "cannot read", &e, true);
+                continue;
+            }
+        };
+        if meta.is_file() {
+            if opts.filter.matches(root) {
+                on_file(root.clone());
+            }
+            continue;
+        }
+        let mut stack = vec![root.clone()];
+        visited.insert((meta.dev(), meta.ino()));
+        while let Some(dir) = stack.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) => {
+                    problems.report(&dir, "cannot read directory", &e, true);
+                    continue;
+                }
+            };
+            let mut subdirs = Vec::new();
+            for entry in entries {
+                let entry = match entry {
+                    Ok(e) => e,
+                    Err(e) => {
+                        problems.report(&dir, "cannot read directory", &e, true);
+                        break;
+                    }
+                };
+                let path = entry.path();
+                let ft = match entry.file_type() {
+                    Ok(t) => t,
+                    Err(e) => {
+                        problems.report(&path, "cannot stat", &e, false);
+                        continue;
+                    }
+                };
+                if ft.is_dir() {
+                    subdirs.push(path);
+                } else if ft.is_file() {
+                    if opts.filter.matches(&path) {
+                        on_file(path);
+                    }
+                } else if ft.is_symlink() && opts.follow_symlinks {
+                    match fs::metadata(&path) {
+                        Ok(m) if m.is_dir() => {
+                            if visited.insert((m.dev(), m.ino())) {
+                                subdirs.push(path);
+                            } else {
+                                eprintln!(
+                                    "musicdex: not following {}: directory already visited (symlink loop)",
+                                    path.display()
+                                );
+                            }
+                        }
+                        Ok(m) if m.is_file() => {
+                            if opts.filter.matches(&path) {
+                                on_file(path);
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => problems.report(&path, "broken symlink", &e, false),
+                    }
+                }
+            }
+            // Real directories are recorded too, so a link to an ancestor is seen as a loop.
+            for sub in subdirs.into_iter().rev() {
+                if opts.follow_symlinks
+                    && let Ok(m) = fs::symlink_metadata(&sub)
+                    && m.is_dir()
+                {
+                    visited.insert((m.dev(), m.ino()));
+                }
+                stack.push(sub);
+            }
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ext_filter() {
+        let d = ExtFilter::default();
+        assert!(d.matches(Path::new("/a/B.MP3")));
+        assert!(d.matches(Path::new("x.Flac")));
+        assert!(!d.matches(Path::new("cover.jpg")));
+        assert!(!d.matches(Path::new(".mp3")));
+        assert!(!d.matches(Path::new("noext")));
+        let only = ExtFilter::parse("mp3").unwrap();
+        assert!(only.matches(Path::new("a.mp3")));
+        assert!(!only.matches(Path::new("a.flac")));
+        let plus = ExtFilter::parse("+dsf,-wav").unwrap();
+        assert!(plus.matches(Path::new("a.dsf")));
+        assert!(plus.matches(Path::new("a.flac")));
+        assert!(!plus.matches(Path::new("a.wav")));
+        assert!(ExtFilter::parse(" , ").is_err());
+    }
+}

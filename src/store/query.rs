@@ -1,0 +1,231 @@
+//! Read-side queries: `stats` and `export`.
+
+use std::io::Write;
+
+use anyhow::Result;
+use rusqlite::Connection;
+use rusqlite::types::ValueRef;
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct FormatCount {
+    pub format: String,
+    pub files: u64,
+    pub share: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LastRun {
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub duration_secs: Option<f64>,
+    pub status: String,
+    pub engine: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    pub files: u64,
+    pub inactive_files: u64,
+    pub files_with_errors: u64,
+    pub total_size_bytes: u64,
+    pub formats: Vec<FormatCount>,
+    pub distinct_artists: u64,
+    pub distinct_albums: u64,
+    pub last_run: Option<LastRun>,
+}
+
+pub fn stats(conn: &Connection) -> Result<Stats> {
+    let (files, size, errors): (i64, i64, i64) = conn.query_row(
+        "SELECT count(*), coalesce(sum(file_size), 0), count(error)
+         FROM library_index WHERE is_active = 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let inactive: i64 = conn.query_row(
+        "SELECT count(*) FROM library_index WHERE is_active = 0",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut stmt = conn.prepare(
+        "SELECT file_format, count(*) FROM library_index WHERE is_active = 1
+         GROUP BY file_format ORDER BY count(*) DESC, file_format",
+    )?;
+    let formats = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+        .map(|row| {
+            row.map(|(format, n)| FormatCount {
+                format,
+                files: n as u64,
+                share: if files > 0 {
+                    n as f64 / files as f64
+                } else {
+                    0.0
+                },
+            })
+        })
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    // Names are compared case-folded in Rust: SQLite's lower() only knows ASCII.
+    let mut artists = std::collections::HashSet::new();
+    let mut albums = std::collections::HashSet::new();
+    let mut stmt = conn.prepare(
+        "SELECT artist, coalesce(album_artist, artist), album FROM library_index
+         WHERE is_active = 1 AND (artist IS NOT NULL OR album IS NOT NULL)",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let artist: Option<String> = r.get(0)?;
+        let album_artist: Option<String> = r.get(1)?;
+        let album: Option<String> = r.get(2)?;
+        if let Some(a) = artist {
+            artists.insert(a.trim().to_lowercase());
+        }
+        if let Some(al) = album {
+            albums.insert((
+                album_artist.unwrap_or_default().trim().to_lowercase(),
+                al.trim().to_lowercase(),
+            ));
+        }
+    }
+    let last_run = conn
+        .query_row(
+            "SELECT started_at, finished_at, duration_secs, status, engine FROM library_stats
+             ORDER BY id DESC LIMIT 1",
+            [],
+            |r| {
+                Ok(LastRun {
+                    started_at: r.get(0)?,
+                    finished_at: r.get(1)?,
+                    duration_secs: r.get(2)?,
+                    status: r.get(3)?,
+                    engine: r.get(4)?,
+                })
+            },
+        )
+        .ok();
+    Ok(Stats {
+        files: files as u64,
+        inactive_files: inactive as u64,
+        files_with_errors: errors as u64,
+        total_size_bytes: size as u64,
+        formats,
+        distinct_artists: artists.len() as u64,
+        distinct_albums: albums.len() as u64,
+        last_run,
+    })
+}
+
+pub fn print_stats(s: &Stats) {
+    println!(
+        "{} files ({} inactive, {} with errors), {}",
+        s.files,
+        s.inactive_files,
+        s.files_with_errors,
+        human_bytes(s.total_size_bytes)
+    );
+    for f in &s.formats {
+        println!(
+            "  {:<6} {:>9}  {:>5.1}%",
+            f.format,
+            f.files,
+            f.share * 100.0
+        );
+    }
+    println!(
+        "{} artists, {} albums",
+        s.distinct_artists, s.distinct_albums
+    );
+    match &s.last_run {
+        Some(r) => println!(
+            "last index: {} ({}, {}{})",
+            r.started_at,
+            r.status,
+            r.engine,
+            r.duration_secs
+                .map(|d| format!(", {d:.2}s"))
+                .unwrap_or_default()
+        ),
+        None => println!("never indexed"),
+    }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+/// Every column of every indexed row (inactive ones too, with `is_active` saying so).
+/// `path_bytes` is written as lower-case hex only when the path is not valid UTF-8;
+/// otherwise it is null and `file_path` is exact.
+pub fn export(conn: &Connection, format: ExportFormat, out: &mut dyn Write) -> Result<()> {
+    let mut stmt = conn.prepare("SELECT * FROM library_index ORDER BY path_bytes")?;
+    let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+    if format == ExportFormat::Csv {
+        let header: Vec<String> = names.iter().map(|n| csv_field(n)).collect();
+        writeln!(out, "{}", header.join(","))?;
+    }
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let mut obj = serde_json::Map::new();
+        for (i, name) in names.iter().enumerate() {
+            let v = match row.get_ref(i)? {
+                ValueRef::Null => serde_json::Value::Null,
+                ValueRef::Integer(n) => n.into(),
+                ValueRef::Real(f) => f.into(),
+                ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
+                ValueRef::Blob(b) => match std::str::from_utf8(b) {
+                    Ok(_) if name == "path_bytes" => serde_json::Value::Null,
+                    _ => hex(b).into(),
+                },
+            };
+            obj.insert(name.clone(), v);
+        }
+        match format {
+            ExportFormat::Jsonl => {
+                serde_json::to_writer(&mut *out, &obj)?;
+                writeln!(out)?;
+            }
+            ExportFormat::Csv => {
+                let fields: Vec<String> = names
+                    .iter()
+                    .map(|n| match &obj[n] {
+                        serde_json::Value::Null => String::new(),
+                        serde_json::Value::String(s) => csv_field(s),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                writeln!(out, "{}", fields.join(","))?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

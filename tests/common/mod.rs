@@ -1,0 +1,75 @@
+//! Shared helpers for the integration tests: run the real binary against a real SQLite
+//! file in a temporary folder.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_musicdex"))
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn corpus() -> PathBuf {
+    repo().join("../shared/corpus")
+}
+
+pub fn musicdex(args: &[&str]) -> Output {
+    let out = Command::new(bin())
+        .args(args)
+        .env_remove("MUSICDEX_DB")
+        .output()
+        .expect("run musicdex");
+    out
+}
+
+/// Run and insist on success, returning stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = musicdex(args);
+    assert!(
+        out.status.success(),
+        "musicdex {args:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+pub fn index_json(lib: &Path, db: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "index",
+        lib.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = ok(&args);
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("bad JSON {out:?}: {e}"))
+}
+
+pub fn export(db: &Path) -> Vec<serde_json::Value> {
+    ok(&["export", "--db", db.to_str().unwrap()])
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("jsonl row"))
+        .collect()
+}
+
+pub fn copy_tree(from: &Path, to: &Path) {
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+pub fn n(v: &serde_json::Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} missing in {v}"))
+}
