@@ -1,17 +1,21 @@
 //! The command line: parse, call the library, print.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use musicdex::dupes::{self, By};
 use musicdex::engine::EngineKind;
 use musicdex::index::{self, IndexOptions};
 use musicdex::scan::{ExtFilter, WalkOptions};
 use musicdex::store::writer::WriterOptions;
 use musicdex::store::{self, query};
+
+/// The engine `index` and `vet` use unless `--engine` says otherwise.
+const DEFAULT_ENGINE: EngineKind = EngineKind::Sequential;
 
 #[derive(Parser)]
 #[command(
@@ -34,7 +38,7 @@ enum Command {
         /// Database file [default: $MUSICDEX_DB, else $XDG_DATA_HOME/musicdex/library.db]
         #[arg(long)]
         db: Option<PathBuf>,
-        #[arg(long, value_enum, default_value_t = EngineKind::Sequential)]
+        #[arg(long, value_enum, default_value_t = DEFAULT_ENGINE)]
         engine: EngineKind,
         /// Worker threads [default: cores available]
         #[arg(long)]
@@ -68,6 +72,51 @@ enum Command {
         db: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+    },
+    /// Groups of library files that are the same song, best quality first.
+    Dupes {
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Identical content, identical artist and title tags, similar titles by the
+        /// same artist, or all three.
+        #[arg(long, value_enum, default_value_t = By::All)]
+        by: By,
+        /// Minimum title similarity (0..1) for fuzzy groups.
+        #[arg(long, default_value_t = 0.8)]
+        min_score: f64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Classify the audio files of a folder as new, duplicate, uncertain or unreadable
+    /// against the library, without indexing them.
+    Vet {
+        folder: PathBuf,
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Minimum title similarity (0..1) for a fuzzy match; fuzzy matches from 0.95
+        /// are duplicates, from 0.7 to 0.95 uncertain.
+        #[arg(long, default_value_t = 0.8)]
+        threshold: f64,
+        #[arg(long)]
+        json: bool,
+        /// Write new_songs.txt, duplicates.txt, uncertain.txt and unreadable.txt here.
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
+        /// Move certain duplicates here, keeping their paths relative to FOLDER; an
+        /// existing file is never replaced.
+        #[arg(long, value_name = "DIR")]
+        move_duplicates_to: Option<PathBuf>,
+        /// With --move-duplicates-to: list what would move, move nothing.
+        #[arg(long, requires = "move_duplicates_to")]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value_t = DEFAULT_ENGINE)]
+        engine: EngineKind,
+        /// Worker threads [default: cores available]
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Extensions, as for `index --ext`.
+        #[arg(long, value_name = "LIST")]
+        ext: Option<String>,
     },
     /// Write every indexed row to stdout.
     Export {
@@ -104,10 +153,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ext,
             legacy_commit,
         } => {
-            let filter = match ext {
-                Some(spec) => ExtFilter::parse(&spec)?,
-                None => ExtFilter::default(),
-            };
+            let filter = ext_filter(ext)?;
             let opts = IndexOptions {
                 roots: library,
                 db: index::db_path_or_default(db.as_deref())?,
@@ -117,8 +163,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     follow_symlinks,
                     filter,
                 },
-                threads: threads
-                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                threads: threads.unwrap_or_else(cores),
                 progress: !no_progress && !json && std::io::stderr().is_terminal(),
                 writer: WriterOptions {
                     legacy_per_file_commit: legacy_commit,
@@ -147,6 +192,74 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut out = std::io::BufWriter::new(stdout.lock());
             query::export(&conn, format, &mut out)?;
         }
+        Command::Dupes {
+            db,
+            by,
+            min_score,
+            json,
+        } => {
+            let conn = store::open_existing(&index::db_path_or_default(db.as_deref())?)?;
+            let report = dupes::groups::find(&conn, &dupes::DupesOptions { by, min_score })?;
+            print_report(json, &report, dupes::report::print_dupes)?;
+        }
+        Command::Vet {
+            folder,
+            db,
+            threshold,
+            json,
+            export,
+            move_duplicates_to,
+            dry_run,
+            engine,
+            threads,
+            ext,
+        } => {
+            let conn = store::open_existing(&index::db_path_or_default(db.as_deref())?)?;
+            let opts = dupes::VetOptions {
+                folder,
+                engine,
+                threads: threads.unwrap_or_else(cores),
+                walk: WalkOptions {
+                    follow_symlinks: false,
+                    filter: ext_filter(ext)?,
+                },
+                threshold,
+                export,
+                move_duplicates_to,
+                dry_run,
+            };
+            let report = dupes::vet::run(&conn, &opts)?;
+            print_report(json, &report, dupes::report::print_vet)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn ext_filter(spec: Option<String>) -> Result<ExtFilter> {
+    match spec {
+        Some(spec) => ExtFilter::parse(&spec),
+        None => Ok(ExtFilter::default()),
+    }
+}
+
+/// One JSON document with `--json`, else the human-readable text.
+fn print_report<T: serde::Serialize>(
+    json: bool,
+    report: &T,
+    text: fn(&T, &mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if json {
+        serde_json::to_writer(&mut out, report)?;
+        writeln!(out)?;
+    } else {
+        text(report, &mut out)?;
+    }
+    out.flush()?;
+    Ok(())
 }

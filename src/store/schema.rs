@@ -57,6 +57,36 @@ pub const MIGRATIONS: &[&str] = &[
         removed       INTEGER NOT NULL DEFAULT 0,
         errors        INTEGER NOT NULL DEFAULT 0
     );",
+    // 2: duplicate finding and vetting. Partial indexes hold exactly the rows that may
+    // match (active, content hash known; for metadata a real artist or title), so the
+    // dupes and vet queries read an index and never the whole table. Their WHERE
+    // clauses are repeated verbatim in `dupes::groups`, which SQLite needs in order
+    // to use them.
+    "CREATE INDEX idx_dupes_content ON library_index(file_content_hash)
+        WHERE is_active = 1 AND file_content_hash IS NOT NULL;
+    CREATE INDEX idx_dupes_metadata ON library_index(metadata_hash)
+        WHERE is_active = 1 AND file_content_hash IS NOT NULL
+            AND (artist IS NOT NULL OR title IS NOT NULL);
+    CREATE INDEX idx_dupes_artist ON library_index(artist, title)
+        WHERE is_active = 1 AND file_content_hash IS NOT NULL
+            AND artist IS NOT NULL AND title IS NOT NULL;
+    CREATE TABLE vetting_history (
+        id              INTEGER PRIMARY KEY,
+        vetted_at       TEXT    NOT NULL,
+        folder          TEXT    NOT NULL,
+        engine          TEXT    NOT NULL,
+        threshold       REAL    NOT NULL,
+        duration_secs   REAL    NOT NULL,
+        total_files     INTEGER NOT NULL,
+        new_songs       INTEGER NOT NULL,
+        duplicates      INTEGER NOT NULL,
+        uncertain       INTEGER NOT NULL,
+        unreadable      INTEGER NOT NULL,
+        moved           INTEGER NOT NULL DEFAULT 0,
+        export_dir      TEXT,
+        move_dir        TEXT,
+        dry_run         INTEGER NOT NULL DEFAULT 0
+    );",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -1,0 +1,748 @@
+//! `musicdex dupes`: groups of active library files that are the same song.
+//!
+//! Every query reads one of the partial indexes of schema migration 2, whose WHERE
+//! clauses are the `*_ROWS` constants below (SQLite only uses a partial index when the
+//! query repeats its condition). Fuzzy matching is blocked per artist: titles are only
+//! compared with titles of the same (folded) artist, never all files with all files.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use anyhow::Result;
+use rusqlite::{Connection, Row};
+use serde::Serialize;
+
+use super::normalize::{artist_key, title_key};
+use super::similarity::{Prepared, similarity_at_least};
+
+/// Rows that may match by content: a file whose hash failed matches nothing.
+pub(crate) const CONTENT_ROWS: &str = "is_active = 1 AND file_content_hash IS NOT NULL";
+/// Rows that may match by metadata hash: never the no-metadata fallback hash (neither
+/// artist nor title), never a file whose hash failed.
+pub(crate) const METADATA_ROWS: &str = "is_active = 1 AND file_content_hash IS NOT NULL
+            AND (artist IS NOT NULL OR title IS NOT NULL)";
+/// Rows that may match fuzzily: an artist to block on and a title to compare.
+pub(crate) const ARTIST_ROWS: &str = "is_active = 1 AND file_content_hash IS NOT NULL
+            AND artist IS NOT NULL AND title IS NOT NULL";
+
+pub(crate) const FILE_COLUMNS: &str = "id, file_path, artist, title, album, file_format, \
+     bitrate, sample_rate, file_size, duration, path_bytes";
+
+/// Confidence of a match by identical content (head and tail bytes).
+pub const CONTENT_CONFIDENCE: f64 = 1.0;
+/// Confidence of a match by identical artist and title tags.
+pub const METADATA_CONFIDENCE: f64 = 0.95;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchKind {
+    Content,
+    Metadata,
+    Fuzzy,
+}
+
+impl MatchKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            MatchKind::Content => "content",
+            MatchKind::Metadata => "metadata",
+            MatchKind::Fuzzy => "fuzzy",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum By {
+    Content,
+    Metadata,
+    Fuzzy,
+    All,
+}
+
+impl By {
+    fn includes(self, kind: MatchKind) -> bool {
+        match self {
+            By::All => true,
+            By::Content => kind == MatchKind::Content,
+            By::Metadata => kind == MatchKind::Metadata,
+            By::Fuzzy => kind == MatchKind::Fuzzy,
+        }
+    }
+}
+
+/// One library file as duplicate reports show it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LibraryFile {
+    #[serde(skip)]
+    pub id: i64,
+    pub path: String,
+    pub artist: Option<String>,
+    pub title: Option<String>,
+    pub album: Option<String>,
+    pub format: String,
+    pub bitrate: Option<u32>,
+    pub sample_rate: Option<u32>,
+    pub size: u64,
+    pub duration: Option<f64>,
+    pub lossless: bool,
+    #[serde(skip)]
+    pub path_bytes: Vec<u8>,
+}
+
+impl LibraryFile {
+    /// From a row selected with [`FILE_COLUMNS`] first.
+    pub(crate) fn from_row(r: &Row) -> rusqlite::Result<LibraryFile> {
+        LibraryFile::from_row_at(r, 0)
+    }
+
+    /// Sort key, best first: lossless over lossy, then bitrate, sample rate, size; the
+    /// path breaks ties so the order is stable.
+    fn quality_order(a: &LibraryFile, b: &LibraryFile) -> std::cmp::Ordering {
+        b.lossless
+            .cmp(&a.lossless)
+            .then(b.bitrate.unwrap_or(0).cmp(&a.bitrate.unwrap_or(0)))
+            .then(b.sample_rate.unwrap_or(0).cmp(&a.sample_rate.unwrap_or(0)))
+            .then(b.size.cmp(&a.size))
+            .then(a.path.cmp(&b.path))
+    }
+}
+
+/// Rank files best first, so the first is the one to keep.
+pub fn rank(files: &mut [LibraryFile]) {
+    files.sort_by(LibraryFile::quality_order);
+}
+
+/// Whether a format is lossless. MP4 holds either AAC (at most 512 kbit/s per channel
+/// pair in practice) or ALAC (typically 700+), so its bitrate decides.
+pub fn is_lossless(format: &str, bitrate: Option<u32>) -> bool {
+    match format {
+        "flac" | "wav" | "aiff" | "aif" | "aifc" | "ape" | "wv" | "dsf" | "dff" | "tta" => true,
+        "m4a" | "mp4" | "m4b" | "alac" => bitrate.is_some_and(|b| b >= 600),
+        _ => false,
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DupeGroup {
+    pub kind: MatchKind,
+    /// The content hash, the metadata hash, or the folded artist and title.
+    pub key: String,
+    /// 1.0 for content, 0.95 for metadata; for fuzzy groups the lowest title similarity
+    /// among the pairs that joined the group.
+    pub confidence: f64,
+    /// Best quality first: keep the first.
+    pub files: Vec<LibraryFile>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct DupesOptions {
+    pub by: By,
+    /// Minimum title similarity for fuzzy groups.
+    pub min_score: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DupesSummary {
+    pub content_groups: u64,
+    pub metadata_groups: u64,
+    pub fuzzy_groups: u64,
+    pub files_in_groups: u64,
+    /// Files beyond the best of each group.
+    pub redundant_files: u64,
+    pub redundant_bytes: u64,
+    /// Artists (after folding) whose titles were compared.
+    pub artist_blocks: u64,
+    pub title_comparisons: u64,
+    pub elapsed_secs: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DupesReport {
+    pub by: By,
+    pub min_score: f64,
+    pub summary: DupesSummary,
+    pub groups: Vec<DupeGroup>,
+}
+
+pub fn find(conn: &Connection, opts: &DupesOptions) -> Result<DupesReport> {
+    let started = Instant::now();
+    let mut summary = DupesSummary::default();
+    let mut groups = Vec::new();
+    // With --by all a group that repeats one already reported (every member in the
+    // same content group, or the same metadata group) adds nothing and is left out.
+    let mut content_of: HashMap<i64, usize> = HashMap::new();
+    let mut metadata_of: HashMap<i64, usize> = HashMap::new();
+
+    if opts.by.includes(MatchKind::Content) {
+        for g in hash_groups(conn, MatchKind::Content)? {
+            for f in &g.files {
+                content_of.insert(f.id, groups.len());
+            }
+            summary.content_groups += 1;
+            groups.push(g);
+        }
+    }
+    if opts.by.includes(MatchKind::Metadata) {
+        for g in hash_groups(conn, MatchKind::Metadata)? {
+            if same_group(&g, &content_of) {
+                continue;
+            }
+            for f in &g.files {
+                metadata_of.insert(f.id, groups.len());
+            }
+            summary.metadata_groups += 1;
+            groups.push(g);
+        }
+    }
+    if opts.by.includes(MatchKind::Fuzzy) {
+        let fuzzy = fuzzy_groups(conn, opts.min_score, &mut summary)?;
+        for g in fuzzy {
+            if same_group(&g, &content_of) || same_group(&g, &metadata_of) {
+                continue;
+            }
+            summary.fuzzy_groups += 1;
+            groups.push(g);
+        }
+    }
+    for g in &groups {
+        summary.files_in_groups += g.files.len() as u64;
+        summary.redundant_files += g.files.len() as u64 - 1;
+        summary.redundant_bytes += g.files[1..].iter().map(|f| f.size).sum::<u64>();
+    }
+    summary.elapsed_secs = started.elapsed().as_secs_f64();
+    Ok(DupesReport {
+        by: opts.by,
+        min_score: opts.min_score,
+        summary,
+        groups,
+    })
+}
+
+fn same_group(g: &DupeGroup, of: &HashMap<i64, usize>) -> bool {
+    let first = of.get(&g.files[0].id);
+    first.is_some() && g.files.iter().all(|f| of.get(&f.id) == first)
+}
+
+/// Groups of rows sharing a content or metadata hash, read from the partial index in
+/// key order.
+fn hash_groups(conn: &Connection, kind: MatchKind) -> Result<Vec<DupeGroup>> {
+    let (column, rows, confidence) = match kind {
+        MatchKind::Content => ("file_content_hash", CONTENT_ROWS, CONTENT_CONFIDENCE),
+        MatchKind::Metadata => ("metadata_hash", METADATA_ROWS, METADATA_CONFIDENCE),
+        MatchKind::Fuzzy => unreachable!("fuzzy groups are not hash groups"),
+    };
+    let sql = format!(
+        "SELECT {column}, {FILE_COLUMNS} FROM library_index
+         WHERE {rows} AND {column} IN (
+             SELECT {column} FROM library_index WHERE {rows}
+             GROUP BY {column} HAVING count(*) > 1)
+         ORDER BY {column}"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query([])?;
+    let mut groups = Vec::new();
+    let mut key = String::new();
+    let mut members: Vec<LibraryFile> = Vec::new();
+    let mut flush = |key: &str, members: &mut Vec<LibraryFile>| {
+        if kind == MatchKind::Metadata {
+            // The index excludes rows with neither tag; blank-but-present tags (written
+            // by another tool) would still hash to the fallback, so check here too.
+            members.retain(|f| !is_blank(&f.artist) || !is_blank(&f.title));
+        }
+        if members.len() > 1 {
+            let mut files = std::mem::take(members);
+            rank(&mut files);
+            groups.push(DupeGroup {
+                kind,
+                key: key.to_string(),
+                confidence,
+                files,
+            });
+        }
+        members.clear();
+    };
+    while let Some(r) = rows.next()? {
+        let k: String = r.get(0)?;
+        if k != key {
+            flush(&key, &mut members);
+            key = k;
+        }
+        members.push(LibraryFile::from_row_at(r, 1)?);
+    }
+    flush(&key, &mut members);
+    Ok(groups)
+}
+
+fn is_blank(s: &Option<String>) -> bool {
+    s.as_deref().is_none_or(|s| s.trim().is_empty())
+}
+
+impl LibraryFile {
+    /// [`LibraryFile::from_row`] for a row whose file columns start at `offset`.
+    fn from_row_at(r: &Row, offset: usize) -> rusqlite::Result<LibraryFile> {
+        let format: String = r.get(offset + 5)?;
+        let bitrate: Option<u32> = r.get(offset + 6)?;
+        Ok(LibraryFile {
+            id: r.get(offset)?,
+            path: r.get(offset + 1)?,
+            artist: r.get(offset + 2)?,
+            title: r.get(offset + 3)?,
+            album: r.get(offset + 4)?,
+            lossless: is_lossless(&format, bitrate),
+            format,
+            bitrate,
+            sample_rate: r.get(offset + 7)?,
+            size: r.get::<_, i64>(offset + 8)?.max(0) as u64,
+            duration: r.get(offset + 9)?,
+            path_bytes: r.get(offset + 10)?,
+        })
+    }
+}
+
+/// Every raw artist spelling in the index that may match fuzzily, grouped by folded
+/// key. The index is ordered by raw bytes, so "BEYONCÉ" and "Beyoncé" are far apart in
+/// it; this map is what brings them together.
+pub(crate) struct ArtistBlocks {
+    /// Raw spelling → (block number, rows with that spelling).
+    pub raw: HashMap<String, (u32, u64)>,
+    by_key: HashMap<String, u32>,
+    /// Per block: folded key, raw spellings, rows.
+    pub blocks: Vec<ArtistBlock>,
+}
+
+pub(crate) struct ArtistBlock {
+    pub key: String,
+    pub spellings: Vec<String>,
+    pub rows: u64,
+}
+
+impl ArtistBlocks {
+    pub fn load(conn: &Connection) -> Result<ArtistBlocks> {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT artist, count(*) FROM library_index WHERE {ARTIST_ROWS} GROUP BY artist"
+        ))?;
+        let mut rows = stmt.query([])?;
+        let mut by_key: HashMap<String, u32> = HashMap::new();
+        let mut out = ArtistBlocks {
+            raw: HashMap::new(),
+            by_key: HashMap::new(),
+            blocks: Vec::new(),
+        };
+        while let Some(r) = rows.next()? {
+            let artist: String = r.get(0)?;
+            let n = r.get::<_, i64>(1)? as u64;
+            let key = artist_key(&artist);
+            if key.is_empty() {
+                continue;
+            }
+            let block = *by_key.entry(key.clone()).or_insert_with(|| {
+                out.blocks.push(ArtistBlock {
+                    key,
+                    spellings: Vec::new(),
+                    rows: 0,
+                });
+                (out.blocks.len() - 1) as u32
+            });
+            let b = &mut out.blocks[block as usize];
+            b.spellings.push(artist.clone());
+            b.rows += n;
+            out.raw.insert(artist, (block, n));
+        }
+        out.by_key = by_key;
+        Ok(out)
+    }
+
+    pub fn block_of(&self, artist: &str) -> Option<&ArtistBlock> {
+        // The common case: the exact spelling is in the index.
+        if let Some((b, _)) = self.raw.get(artist) {
+            return Some(&self.blocks[*b as usize]);
+        }
+        let b = self.by_key.get(&artist_key(artist))?;
+        Some(&self.blocks[*b as usize])
+    }
+}
+
+/// Distinct titles above this many in one artist block are compared only within
+/// sub-blocks that share their first or last two characters: a pair similar enough to
+/// matter almost always agrees at one end, and "Various Artists" with 50k titles must
+/// not cost 10⁹ comparisons.
+const LARGE_BLOCK: usize = 2000;
+
+/// Fuzzy groups: per artist block, titles grouped by exact normalised key, then keys
+/// joined when their similarity reaches `min_score` (single linkage).
+fn fuzzy_groups(
+    conn: &Connection,
+    min_score: f64,
+    summary: &mut DupesSummary,
+) -> Result<Vec<DupeGroup>> {
+    let artists = ArtistBlocks::load(conn)?;
+    // One pass over the (artist, title) index in raw artist order. A block whose only
+    // spelling has been read completely is processed at once; blocks with several
+    // spellings wait until all of them have been read.
+    let mut stmt = conn.prepare(&format!(
+        "SELECT artist, id, title FROM library_index WHERE {ARTIST_ROWS} ORDER BY artist"
+    ))?;
+    let mut rows = stmt.query([])?;
+    let mut pending: HashMap<u32, (usize, Vec<(i64, String)>)> = HashMap::new();
+    let mut current: Option<(String, Vec<(i64, String)>)> = None;
+    let mut clusters: Vec<(u32, f64, Vec<i64>)> = Vec::new();
+
+    let mut finish_spelling = |artist: String,
+                               entries: Vec<(i64, String)>,
+                               clusters: &mut Vec<(u32, f64, Vec<i64>)>,
+                               summary: &mut DupesSummary| {
+        let Some(&(block, _)) = artists.raw.get(&artist) else {
+            return;
+        };
+        let b = &artists.blocks[block as usize];
+        if b.rows < 2 {
+            return;
+        }
+        let entries = if b.spellings.len() == 1 {
+            entries
+        } else {
+            let slot = pending.entry(block).or_default();
+            slot.0 += 1;
+            slot.1.extend(entries);
+            if slot.0 < b.spellings.len() {
+                return;
+            }
+            pending.remove(&block).map(|s| s.1).unwrap_or_default()
+        };
+        summary.artist_blocks += 1;
+        for (score, ids) in cluster_titles(&entries, min_score, summary) {
+            clusters.push((block, score, ids));
+        }
+    };
+
+    while let Some(r) = rows.next()? {
+        let artist: String = r.get(0)?;
+        let id: i64 = r.get(1)?;
+        let title: String = r.get(2)?;
+        match &mut current {
+            Some((a, entries)) if *a == artist => entries.push((id, title)),
+            _ => {
+                if let Some((a, entries)) = current.take() {
+                    finish_spelling(a, entries, &mut clusters, summary);
+                }
+                current = Some((artist, vec![(id, title)]));
+            }
+        }
+    }
+    if let Some((a, entries)) = current.take() {
+        finish_spelling(a, entries, &mut clusters, summary);
+    }
+    drop(rows);
+
+    let mut by_id = conn.prepare(&format!(
+        "SELECT {FILE_COLUMNS} FROM library_index WHERE id = ?1"
+    ))?;
+    let mut groups = Vec::with_capacity(clusters.len());
+    for (block, score, ids) in clusters {
+        let mut files = Vec::with_capacity(ids.len());
+        for id in ids {
+            files.push(by_id.query_row([id], LibraryFile::from_row)?);
+        }
+        rank(&mut files);
+        let title = files[0].title.as_deref().map(title_key).unwrap_or_default();
+        groups.push(DupeGroup {
+            kind: MatchKind::Fuzzy,
+            key: format!("{} - {}", artists.blocks[block as usize].key, title),
+            confidence: score,
+            files,
+        });
+    }
+    Ok(groups)
+}
+
+/// Cluster one artist's titles. Returns (lowest linking similarity, member ids) for
+/// every cluster of two or more files.
+pub(crate) fn cluster_titles(
+    entries: &[(i64, String)],
+    min_score: f64,
+    summary: &mut DupesSummary,
+) -> Vec<(f64, Vec<i64>)> {
+    // Identical normalised titles first: a hash map, no comparisons.
+    let mut index_of: HashMap<String, usize> = HashMap::new();
+    let mut keys: Vec<String> = Vec::new();
+    let mut ids: Vec<Vec<i64>> = Vec::new();
+    for (id, title) in entries {
+        let k = title_key(title);
+        if k.is_empty() {
+            continue;
+        }
+        let i = *index_of.entry(k.clone()).or_insert_with(|| {
+            keys.push(k);
+            ids.push(Vec::new());
+            keys.len() - 1
+        });
+        ids[i].push(*id);
+    }
+    let n = keys.len();
+    let prepared: Vec<Prepared> = keys.iter().map(|k| Prepared::new(k)).collect();
+    let mut uf = UnionFind::new(n);
+    let mut link_score = vec![1.0f64; n];
+
+    let mut compare_within = |members: &mut Vec<usize>, uf: &mut UnionFind| {
+        members.sort_by_key(|&i| prepared[i].len());
+        for (x, &i) in members.iter().enumerate() {
+            for &j in &members[x + 1..] {
+                // Sorted by length: once j is too long for i, so is every later one.
+                if (prepared[i].len() as f64) < min_score * prepared[j].len() as f64 - 1e-9 {
+                    break;
+                }
+                summary.title_comparisons += 1;
+                if let Some(s) = similarity_at_least(&prepared[i], &prepared[j], min_score) {
+                    let (ri, rj) = (uf.find(i), uf.find(j));
+                    let low = s.min(link_score[ri]).min(link_score[rj]);
+                    let root = uf.union(ri, rj);
+                    link_score[root] = low;
+                }
+            }
+        }
+    };
+    if n <= LARGE_BLOCK {
+        let mut all: Vec<usize> = (0..n).collect();
+        compare_within(&mut all, &mut uf);
+    } else {
+        for end in [Ends::First, Ends::Last] {
+            let mut buckets: HashMap<String, Vec<usize>> = HashMap::new();
+            for (i, k) in keys.iter().enumerate() {
+                buckets.entry(end.of(k)).or_default().push(i);
+            }
+            for members in buckets.values_mut() {
+                compare_within(members, &mut uf);
+            }
+        }
+    }
+
+    let mut clusters: HashMap<usize, (f64, Vec<i64>)> = HashMap::new();
+    for (i, members) in ids.into_iter().enumerate() {
+        let root = uf.find(i);
+        let c = clusters
+            .entry(root)
+            .or_insert_with(|| (link_score[root], Vec::new()));
+        c.1.extend(members);
+    }
+    let mut out: Vec<(f64, Vec<i64>)> = clusters
+        .into_values()
+        .filter(|(_, ids)| ids.len() > 1)
+        .collect();
+    out.sort_by_key(|(_, ids)| ids[0]);
+    out
+}
+
+#[derive(Clone, Copy)]
+enum Ends {
+    First,
+    Last,
+}
+
+impl Ends {
+    fn of(self, k: &str) -> String {
+        match self {
+            Ends::First => k.chars().take(2).collect(),
+            Ends::Last => {
+                let mut v: Vec<char> = k.chars().rev().take(2).collect();
+                v.reverse();
+                v.into_iter().collect()
+            }
+        }
+    }
+}
+
+struct UnionFind {
+    parent: Vec<usize>,
+}
+
+impl UnionFind {
+    fn new(n: usize) -> UnionFind {
+        UnionFind {
+            parent: (0..n).collect(),
+        }
+    }
+
+    fn find(&mut self, mut i: usize) -> usize {
+        while self.parent[i] != i {
+            self.parent[i] = self.parent[self.parent[i]];
+            i = self.parent[i];
+        }
+        i
+    }
+
+    /// Join the sets of two roots; returns the new root.
+    fn union(&mut self, a: usize, b: usize) -> usize {
+        if a != b {
+            self.parent[b] = a;
+        }
+        a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap();
+        rows.join("\n")
+    }
+
+    #[test]
+    fn queries_read_the_partial_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::open(&dir.path().join("db")).unwrap();
+        for (sql, index) in [
+            (
+                format!(
+                    "SELECT file_content_hash FROM library_index WHERE {CONTENT_ROWS}
+                     GROUP BY file_content_hash HAVING count(*) > 1"
+                ),
+                "idx_dupes_content",
+            ),
+            (
+                format!(
+                    "SELECT metadata_hash FROM library_index WHERE {METADATA_ROWS}
+                     GROUP BY metadata_hash HAVING count(*) > 1"
+                ),
+                "idx_dupes_metadata",
+            ),
+            (
+                format!(
+                    "SELECT artist, count(*) FROM library_index WHERE {ARTIST_ROWS} GROUP BY artist"
+                ),
+                "idx_dupes_artist",
+            ),
+            (
+                format!(
+                    "SELECT artist, id, title FROM library_index WHERE {ARTIST_ROWS} ORDER BY artist"
+                ),
+                "idx_dupes_artist",
+            ),
+            (
+                format!("SELECT id, title FROM library_index WHERE artist = 'x' AND {ARTIST_ROWS}"),
+                "idx_dupes_artist",
+            ),
+            (
+                format!(
+                    "SELECT {FILE_COLUMNS} FROM library_index
+                     WHERE file_content_hash = 'x' AND {CONTENT_ROWS}"
+                ),
+                "idx_dupes_content",
+            ),
+            (
+                format!(
+                    "SELECT {FILE_COLUMNS} FROM library_index
+                     WHERE metadata_hash = 'x' AND {METADATA_ROWS}"
+                ),
+                "idx_dupes_metadata",
+            ),
+        ] {
+            let p = plan(&conn, &sql);
+            assert!(p.contains(index), "{sql}\n{p}");
+            assert!(
+                !p.contains("TEMP B-TREE"),
+                "sorts instead of using the index: {sql}\n{p}"
+            );
+        }
+    }
+
+    fn entries(titles: &[&str]) -> Vec<(i64, String)> {
+        titles
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (i as i64, t.to_string()))
+            .collect()
+    }
+
+    fn clusters(titles: &[&str], min: f64) -> Vec<Vec<i64>> {
+        let mut s = DupesSummary::default();
+        let mut out: Vec<Vec<i64>> = cluster_titles(&entries(titles), min, &mut s)
+            .into_iter()
+            .map(|(_, mut ids)| {
+                ids.sort();
+                ids
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn titles_cluster_by_similarity() {
+        let got = clusters(
+            &[
+                "Crazy in Love",
+                "Crazy In Love (Radio Edit)",
+                "Halo",
+                "Crazy in Luv",
+                "Single Ladies",
+                "Halo [HD]",
+                "Irreplaceable",
+            ],
+            0.8,
+        );
+        assert_eq!(got, vec![vec![0, 1, 3], vec![2, 5]]);
+        // Stricter: the misspelling (0.85) no longer joins.
+        assert_eq!(
+            clusters(&["Crazy in Love", "Crazy in Luv", "Crazy in love"], 0.9),
+            vec![vec![0, 2]]
+        );
+    }
+
+    #[test]
+    fn large_blocks_still_find_near_titles() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let word = |rng: &mut fastrand::Rng| -> String {
+            (0..rng.usize(3..9))
+                .map(|_| rng.alphabetic().to_ascii_lowercase())
+                .collect()
+        };
+        let mut titles: Vec<String> = (0..LARGE_BLOCK + 500)
+            .map(|_| format!("{} {} {}", word(&mut rng), word(&mut rng), word(&mut rng)))
+            .collect();
+        let n = titles.len() as i64;
+        // An edition suffix, a typo at the end, a typo at the start.
+        titles.push(format!("{} (Remastered 2011)", titles[7]));
+        titles.push(format!("{}x", titles[42]));
+        titles.push(format!("x{}", &titles[99][1..]));
+        let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
+        let got = clusters(&refs, 0.9);
+        assert_eq!(got, vec![vec![7, n], vec![42, n + 1], vec![99, n + 2]]);
+    }
+
+    #[test]
+    fn quality_ranking() {
+        let f = |path: &str, format: &str, bitrate: u32, rate: u32, size: u64| LibraryFile {
+            id: 0,
+            path: path.into(),
+            artist: None,
+            title: None,
+            album: None,
+            format: format.into(),
+            bitrate: Some(bitrate),
+            sample_rate: Some(rate),
+            size,
+            duration: None,
+            lossless: is_lossless(format, Some(bitrate)),
+            path_bytes: Vec::new(),
+        };
+        let mut files = vec![
+            f("a", "mp3", 320, 44100, 10),
+            f("b", "m4a", 256, 44100, 9),
+            f("c", "flac", 900, 44100, 30),
+            f("d", "mp3", 320, 48000, 10),
+            f("e", "m4a", 800, 44100, 25),
+            f("f", "mp3", 320, 48000, 11),
+        ];
+        rank(&mut files);
+        let order: String = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(order, "cefdab");
+    }
+}

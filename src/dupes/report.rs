@@ -1,0 +1,125 @@
+//! Terminal output for `dupes` and `vet`. `--json` prints the report structs instead.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use super::groups::{DupesReport, LibraryFile};
+use super::vet::{Verdict, VetReport};
+use crate::store::query::human_bytes;
+
+/// How many files of each kind `vet` lists on the terminal; the export has them all.
+const LIST_LIMIT: usize = 20;
+
+pub fn print_dupes(r: &DupesReport, out: &mut dyn Write) -> io::Result<()> {
+    let s = &r.summary;
+    writeln!(
+        out,
+        "{} content, {} metadata, {} fuzzy groups: {} files, {} redundant ({})",
+        s.content_groups,
+        s.metadata_groups,
+        s.fuzzy_groups,
+        s.files_in_groups,
+        s.redundant_files,
+        human_bytes(s.redundant_bytes)
+    )?;
+    for g in &r.groups {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "[{} {:.0}%] {} files",
+            g.kind.name(),
+            g.confidence * 100.0,
+            g.files.len()
+        )?;
+        for (i, f) in g.files.iter().enumerate() {
+            writeln!(
+                out,
+                "  {} {}",
+                if i == 0 { "keep" } else { "    " },
+                file_line(f)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn file_line(f: &LibraryFile) -> String {
+    format!(
+        "{:<5} {:>5} kbit/s {:>6} {:>10}  {}",
+        f.format,
+        f.bitrate.map_or("?".into(), |b| b.to_string()),
+        f.sample_rate
+            .map_or("?".into(), |s| format!("{:.1}k", s as f64 / 1000.0)),
+        human_bytes(f.size),
+        f.path
+    )
+}
+
+pub fn print_vet(r: &VetReport, out: &mut dyn Write) -> io::Result<()> {
+    let c = &r.counts;
+    writeln!(
+        out,
+        "vetted {} files in {} ({:.2}s)",
+        c.total, r.folder, r.elapsed_secs
+    )?;
+    writeln!(out, "  new         {:>7}", c.new)?;
+    writeln!(out, "  duplicate   {:>7}", c.duplicate)?;
+    writeln!(out, "  uncertain   {:>7}", c.uncertain)?;
+    writeln!(out, "  unreadable  {:>7}", c.unreadable)?;
+    if r.walk_errors > 0 {
+        writeln!(
+            out,
+            "  warning: {} folders could not be read; their files were not vetted",
+            r.walk_errors
+        )?;
+    }
+    let folder = Path::new(&r.folder);
+    let short = |p: &str| -> String {
+        Path::new(p)
+            .strip_prefix(folder)
+            .map(|q| q.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| p.to_string())
+    };
+    for (verdict, heading) in [
+        (Verdict::Duplicate, "duplicates"),
+        (Verdict::Uncertain, "uncertain (review by hand)"),
+        (Verdict::Unreadable, "unreadable"),
+    ] {
+        let chosen: Vec<_> = r.files.iter().filter(|f| f.verdict == verdict).collect();
+        if chosen.is_empty() {
+            continue;
+        }
+        writeln!(out, "{heading}:")?;
+        for f in chosen.iter().take(LIST_LIMIT) {
+            match (&f.matched, &f.error) {
+                (Some(m), _) => writeln!(
+                    out,
+                    "  {}  = {} {:.0}%  {}",
+                    short(&f.path),
+                    m.kind.name(),
+                    m.confidence * 100.0,
+                    m.path
+                )?,
+                (None, Some(e)) => writeln!(out, "  {}  ({e})", short(&f.path))?,
+                (None, None) => writeln!(out, "  {}", short(&f.path))?,
+            }
+        }
+        if chosen.len() > LIST_LIMIT {
+            writeln!(
+                out,
+                "  ... and {} more (see --export or --json)",
+                chosen.len() - LIST_LIMIT
+            )?;
+        }
+    }
+    if !r.moves.is_empty() {
+        writeln!(out, "moves:")?;
+        for m in &r.moves {
+            writeln!(out, "  {}: {} -> {}", m.status, m.from, m.to)?;
+        }
+    }
+    for e in &r.exported {
+        writeln!(out, "wrote {e}")?;
+    }
+    Ok(())
+}
