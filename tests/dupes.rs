@@ -342,7 +342,7 @@ fn min_score_controls_fuzzy_groups() {
     // The text output names the file to keep.
     let text = ok(&["dupes", "--db", s(&db)]);
     assert!(text.contains("[fuzzy 80%] 2 files"), "{text}");
-    assert!(text.contains(&format!("keep flac")), "{text}");
+    assert!(text.contains("keep flac"), "{text}");
 }
 
 fn vet_json(folder: &Path, db: &Path, extra: &[&str]) -> Value {
