@@ -118,6 +118,24 @@ enum Command {
         #[arg(long, value_name = "LIST")]
         ext: Option<String>,
     },
+    /// Benchmarks only: write a synthetic index of N rows (and optionally a folder of
+    /// real files to vet against it).
+    #[command(hide = true)]
+    SynthIndex {
+        #[arg(long)]
+        rows: u64,
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, value_name = "DIR")]
+        vet_dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 1000)]
+        vet_files: usize,
+        /// Tagged audio file the vet files are copies of.
+        #[arg(long, value_name = "FILE")]
+        template: Option<PathBuf>,
+    },
     /// Write every indexed row to stdout.
     Export {
         #[arg(long)]
@@ -201,6 +219,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let conn = store::open_existing(&index::db_path_or_default(db.as_deref())?)?;
             let report = dupes::groups::find(&conn, &dupes::DupesOptions { by, min_score })?;
             print_report(json, &report, dupes::report::print_dupes)?;
+        }
+        Command::SynthIndex {
+            rows,
+            db,
+            seed,
+            vet_dir,
+            vet_files,
+            template,
+        } => {
+            let opts = dupes::synth::SynthOptions {
+                rows,
+                db,
+                seed,
+                vet_dir,
+                vet_files,
+                template,
+            };
+            println!("{}", serde_json::to_string(&dupes::synth::run(&opts)?)?);
         }
         Command::Vet {
             folder,

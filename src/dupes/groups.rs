@@ -17,10 +17,13 @@ use super::similarity::{Prepared, similarity_at_least};
 
 /// Rows that may match by content: a file whose hash failed matches nothing.
 pub(crate) const CONTENT_ROWS: &str = "is_active = 1 AND file_content_hash IS NOT NULL";
-/// Rows that may match by metadata hash: never the no-metadata fallback hash (neither
-/// artist nor title), never a file whose hash failed.
-pub(crate) const METADATA_ROWS: &str = "is_active = 1 AND file_content_hash IS NOT NULL
-            AND (artist IS NOT NULL OR title IS NOT NULL)";
+/// Rows whose metadata hash may be grouped. The index cannot also exclude the
+/// no-metadata fallback hash without holding artist and title; a metadata hash is
+/// either a fallback for all its rows or for none, so [`HAS_TAGS`] on the rows read
+/// back is exact.
+pub(crate) const METADATA_ROWS: &str = CONTENT_ROWS;
+/// Not the no-metadata fallback: an artist or a title.
+pub(crate) const HAS_TAGS: &str = "(artist IS NOT NULL OR title IS NOT NULL)";
 /// Rows that may match fuzzily: an artist to block on and a title to compare.
 pub(crate) const ARTIST_ROWS: &str = "is_active = 1 AND file_content_hash IS NOT NULL
             AND artist IS NOT NULL AND title IS NOT NULL";
@@ -227,14 +230,14 @@ fn same_group(g: &DupeGroup, of: &HashMap<i64, usize>) -> bool {
 /// Groups of rows sharing a content or metadata hash, read from the partial index in
 /// key order.
 fn hash_groups(conn: &Connection, kind: MatchKind) -> Result<Vec<DupeGroup>> {
-    let (column, rows, confidence) = match kind {
-        MatchKind::Content => ("file_content_hash", CONTENT_ROWS, CONTENT_CONFIDENCE),
-        MatchKind::Metadata => ("metadata_hash", METADATA_ROWS, METADATA_CONFIDENCE),
+    let (column, rows, extra, confidence) = match kind {
+        MatchKind::Content => ("file_content_hash", CONTENT_ROWS, "1", CONTENT_CONFIDENCE),
+        MatchKind::Metadata => ("metadata_hash", METADATA_ROWS, HAS_TAGS, METADATA_CONFIDENCE),
         MatchKind::Fuzzy => unreachable!("fuzzy groups are not hash groups"),
     };
     let sql = format!(
         "SELECT {column}, {FILE_COLUMNS} FROM library_index
-         WHERE {rows} AND {column} IN (
+         WHERE {rows} AND {extra} AND {column} IN (
              SELECT {column} FROM library_index WHERE {rows}
              GROUP BY {column} HAVING count(*) > 1)
          ORDER BY {column}"
@@ -246,8 +249,8 @@ fn hash_groups(conn: &Connection, kind: MatchKind) -> Result<Vec<DupeGroup>> {
     let mut members: Vec<LibraryFile> = Vec::new();
     let mut flush = |key: &str, members: &mut Vec<LibraryFile>| {
         if kind == MatchKind::Metadata {
-            // The index excludes rows with neither tag; blank-but-present tags (written
-            // by another tool) would still hash to the fallback, so check here too.
+            // Blank-but-present tags (written by another tool) hash to the fallback
+            // too; SQL only sees NULLs.
             members.retain(|f| !is_blank(&f.artist) || !is_blank(&f.title));
         }
         if members.len() > 1 {
@@ -417,16 +420,16 @@ fn fuzzy_groups(
     };
 
     while let Some(r) = rows.next()? {
-        let artist: String = r.get(0)?;
+        let artist = r.get_ref(0)?.as_str()?;
         let id: i64 = r.get(1)?;
         let title: String = r.get(2)?;
         match &mut current {
-            Some((a, entries)) if *a == artist => entries.push((id, title)),
+            Some((a, entries)) if a == artist => entries.push((id, title)),
             _ => {
                 if let Some((a, entries)) = current.take() {
                     finish_spelling(a, entries, &mut clusters, summary);
                 }
-                current = Some((artist, vec![(id, title)]));
+                current = Some((artist.to_string(), vec![(id, title)]));
             }
         }
     }
@@ -435,15 +438,23 @@ fn fuzzy_groups(
     }
     drop(rows);
 
+    // Read the members in rowid order: neighbouring rows share pages, where cluster
+    // order would jump around the table.
+    let mut wanted: Vec<(i64, usize)> = clusters
+        .iter()
+        .enumerate()
+        .flat_map(|(c, (_, _, ids))| ids.iter().map(move |&id| (id, c)))
+        .collect();
+    wanted.sort_unstable();
+    let mut members: Vec<Vec<LibraryFile>> = vec![Vec::new(); clusters.len()];
     let mut by_id = conn.prepare(&format!(
         "SELECT {FILE_COLUMNS} FROM library_index WHERE id = ?1"
     ))?;
+    for (id, c) in wanted {
+        members[c].push(by_id.query_row([id], LibraryFile::from_row)?);
+    }
     let mut groups = Vec::with_capacity(clusters.len());
-    for (block, score, ids) in clusters {
-        let mut files = Vec::with_capacity(ids.len());
-        for id in ids {
-            files.push(by_id.query_row([id], LibraryFile::from_row)?);
-        }
+    for ((block, score, _), mut files) in clusters.into_iter().zip(members) {
         rank(&mut files);
         let title = files[0].title.as_deref().map(title_key).unwrap_or_default();
         groups.push(DupeGroup {
@@ -604,14 +615,14 @@ mod tests {
                     "SELECT file_content_hash FROM library_index WHERE {CONTENT_ROWS}
                      GROUP BY file_content_hash HAVING count(*) > 1"
                 ),
-                "idx_dupes_content",
+                "COVERING INDEX idx_dupes_content",
             ),
             (
                 format!(
                     "SELECT metadata_hash FROM library_index WHERE {METADATA_ROWS}
                      GROUP BY metadata_hash HAVING count(*) > 1"
                 ),
-                "idx_dupes_metadata",
+                "COVERING INDEX idx_dupes_metadata",
             ),
             (
                 format!(

@@ -5,6 +5,7 @@ pub mod groups;
 pub mod normalize;
 pub mod report;
 pub mod similarity;
+pub mod synth;
 
 pub mod vet;
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::groups::{
     ARTIST_ROWS, ArtistBlocks, CONTENT_CONFIDENCE, CONTENT_ROWS, FILE_COLUMNS, LibraryFile,
-    METADATA_CONFIDENCE, METADATA_ROWS, MatchKind, rank,
+    HAS_TAGS, METADATA_CONFIDENCE, METADATA_ROWS, MatchKind, rank,
 };
 use super::normalize::{artist_key, title_key};
 use super::similarity::{Prepared, similarity_at_least};
@@ -288,7 +288,8 @@ impl<'c> Classifier<'c> {
             return Ok(file);
         }
         let sql = format!(
-            "SELECT {FILE_COLUMNS} FROM library_index WHERE metadata_hash = ?1 AND {METADATA_ROWS}"
+            "SELECT {FILE_COLUMNS} FROM library_index
+             WHERE metadata_hash = ?1 AND {METADATA_ROWS} AND {HAS_TAGS}"
         );
         if let Some(m) = self.best(&sql, &rec.metadata_hash, own)? {
             file.verdict = Verdict::Duplicate;

@@ -58,16 +58,17 @@ pub const MIGRATIONS: &[&str] = &[
         errors        INTEGER NOT NULL DEFAULT 0
     );",
     // 2: duplicate finding and vetting. Partial indexes hold exactly the rows that may
-    // match (active, content hash known; for metadata a real artist or title), so the
-    // dupes and vet queries read an index and never the whole table. Their WHERE
-    // clauses are repeated verbatim in `dupes::groups`, which SQLite needs in order
-    // to use them.
-    "CREATE INDEX idx_dupes_content ON library_index(file_content_hash)
+    // match (active, content hash known; for fuzzy matching an artist and a title), so
+    // the dupes and vet queries read an index, never the whole table. SQLite re-checks
+    // the query's conditions on each row, so every column they name is in the index
+    // (covering: no table lookups). The WHERE clauses are repeated verbatim in
+    // `dupes::groups`, as SQLite needs in order to use a partial index.
+    "CREATE INDEX idx_dupes_content ON library_index(file_content_hash, is_active)
         WHERE is_active = 1 AND file_content_hash IS NOT NULL;
-    CREATE INDEX idx_dupes_metadata ON library_index(metadata_hash)
-        WHERE is_active = 1 AND file_content_hash IS NOT NULL
-            AND (artist IS NOT NULL OR title IS NOT NULL);
-    CREATE INDEX idx_dupes_artist ON library_index(artist, title)
+    CREATE INDEX idx_dupes_metadata ON library_index(metadata_hash, is_active, file_content_hash)
+        WHERE is_active = 1 AND file_content_hash IS NOT NULL;
+    CREATE INDEX idx_dupes_artist
+        ON library_index(artist, title, is_active, file_content_hash)
         WHERE is_active = 1 AND file_content_hash IS NOT NULL
             AND artist IS NOT NULL AND title IS NOT NULL;
     CREATE TABLE vetting_history (
