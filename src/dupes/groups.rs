@@ -29,7 +29,11 @@ pub(crate) const ARTIST_ROWS: &str = "is_active = 1 AND file_content_hash IS NOT
             AND artist IS NOT NULL AND title IS NOT NULL";
 
 pub(crate) const FILE_COLUMNS: &str = "id, file_path, artist, title, album, file_format, \
-     bitrate, sample_rate, file_size, duration, path_bytes";
+     bitrate, sample_rate, file_size, duration";
+/// [`FILE_COLUMNS`] and the raw path, for `vet`, which must recognise the vetted file
+/// itself; `dupes` holds hundreds of thousands of rows and does without.
+pub(crate) const FILE_COLUMNS_AND_PATH: &str = "id, file_path, artist, title, album, \
+     file_format, bitrate, sample_rate, file_size, duration, path_bytes";
 
 /// Confidence of a match by identical content (head and tail bytes).
 pub const CONTENT_CONFIDENCE: f64 = 1.0;
@@ -89,6 +93,7 @@ pub struct LibraryFile {
     pub size: u64,
     pub duration: Option<f64>,
     pub lossless: bool,
+    /// Only read by `vet` (see [`FILE_COLUMNS_AND_PATH`]); empty otherwise.
     #[serde(skip)]
     pub path_bytes: Vec<u8>,
 }
@@ -188,7 +193,8 @@ pub fn find(conn: &Connection, opts: &DupesOptions) -> Result<DupesReport> {
     }
     if opts.by.includes(MatchKind::Metadata) {
         for g in hash_groups(conn, MatchKind::Metadata)? {
-            if same_group(&g, &content_of) {
+            let ids: Vec<i64> = g.files.iter().map(|f| f.id).collect();
+            if same_group(&ids, &content_of) {
                 continue;
             }
             for f in &g.files {
@@ -199,14 +205,10 @@ pub fn find(conn: &Connection, opts: &DupesOptions) -> Result<DupesReport> {
         }
     }
     if opts.by.includes(MatchKind::Fuzzy) {
-        let fuzzy = fuzzy_groups(conn, opts.min_score, &mut summary)?;
-        for g in fuzzy {
-            if same_group(&g, &content_of) || same_group(&g, &metadata_of) {
-                continue;
-            }
-            summary.fuzzy_groups += 1;
-            groups.push(g);
-        }
+        let repeated = |ids: &[i64]| same_group(ids, &content_of) || same_group(ids, &metadata_of);
+        let fuzzy = fuzzy_groups(conn, opts.min_score, &mut summary, repeated)?;
+        summary.fuzzy_groups = fuzzy.len() as u64;
+        groups.extend(fuzzy);
     }
     for g in &groups {
         summary.files_in_groups += g.files.len() as u64;
@@ -222,9 +224,10 @@ pub fn find(conn: &Connection, opts: &DupesOptions) -> Result<DupesReport> {
     })
 }
 
-fn same_group(g: &DupeGroup, of: &HashMap<i64, usize>) -> bool {
-    let first = of.get(&g.files[0].id);
-    first.is_some() && g.files.iter().all(|f| of.get(&f.id) == first)
+/// Whether all `ids` are members of one and the same group of `of`.
+fn same_group(ids: &[i64], of: &HashMap<i64, usize>) -> bool {
+    let first = of.get(&ids[0]);
+    first.is_some() && ids.iter().all(|id| of.get(id) == first)
 }
 
 /// Groups of rows sharing a content or metadata hash, read from the partial index in
@@ -232,7 +235,12 @@ fn same_group(g: &DupeGroup, of: &HashMap<i64, usize>) -> bool {
 fn hash_groups(conn: &Connection, kind: MatchKind) -> Result<Vec<DupeGroup>> {
     let (column, rows, extra, confidence) = match kind {
         MatchKind::Content => ("file_content_hash", CONTENT_ROWS, "1", CONTENT_CONFIDENCE),
-        MatchKind::Metadata => ("metadata_hash", METADATA_ROWS, HAS_TAGS, METADATA_CONFIDENCE),
+        MatchKind::Metadata => (
+            "metadata_hash",
+            METADATA_ROWS,
+            HAS_TAGS,
+            METADATA_CONFIDENCE,
+        ),
         MatchKind::Fuzzy => unreachable!("fuzzy groups are not hash groups"),
     };
     let sql = format!(
@@ -298,7 +306,11 @@ impl LibraryFile {
             sample_rate: r.get(offset + 7)?,
             size: r.get::<_, i64>(offset + 8)?.max(0) as u64,
             duration: r.get(offset + 9)?,
-            path_bytes: r.get(offset + 10)?,
+            path_bytes: if r.as_ref().column_count() > offset + 10 {
+                r.get(offset + 10)?
+            } else {
+                Vec::new()
+            },
         })
     }
 }
@@ -373,11 +385,13 @@ impl ArtistBlocks {
 const LARGE_BLOCK: usize = 2000;
 
 /// Fuzzy groups: per artist block, titles grouped by exact normalised key, then keys
-/// joined when their similarity reaches `min_score` (single linkage).
+/// joined when their similarity reaches `min_score` (single linkage). Clusters for
+/// which `repeated` is true are dropped before their rows are read.
 fn fuzzy_groups(
     conn: &Connection,
     min_score: f64,
     summary: &mut DupesSummary,
+    repeated: impl Fn(&[i64]) -> bool,
 ) -> Result<Vec<DupeGroup>> {
     let artists = ArtistBlocks::load(conn)?;
     // One pass over the (artist, title) index in raw artist order. A block whose only
@@ -415,7 +429,9 @@ fn fuzzy_groups(
         };
         summary.artist_blocks += 1;
         for (score, ids) in cluster_titles(&entries, min_score, summary) {
-            clusters.push((block, score, ids));
+            if !repeated(&ids) {
+                clusters.push((block, score, ids));
+            }
         }
     };
 

@@ -59,7 +59,11 @@ pub fn fold(s: &str) -> String {
                     out.push(' ');
                     pending_space = false;
                 }
-                out.push(if b == b'`' { '\'' } else { b.to_ascii_lowercase() as char });
+                out.push(if b == b'`' {
+                    '\''
+                } else {
+                    b.to_ascii_lowercase() as char
+                });
             }
         }
         return out;
@@ -237,7 +241,9 @@ mod tests {
     fn ascii_fast_path_equals_general_path() {
         let mut rng = fastrand::Rng::with_seed(3);
         for _ in 0..20_000 {
-            let s: String = (0..rng.usize(0..16)).map(|_| rng.u8(0..128) as char).collect();
+            let s: String = (0..rng.usize(0..16))
+                .map(|_| rng.u8(0..128) as char)
+                .collect();
             assert_eq!(fold(&s), fold_general(&s), "{s:?}");
         }
     }

@@ -1,12 +1,15 @@
 //! Title similarity: normalised Levenshtein distance over characters, with cheap bounds
 //! so that pairs that cannot reach a threshold are rejected before the O(n·m) table.
 
-/// A title prepared for many comparisons: its characters, and a 64-bit signature of
-/// which characters occur (hashed into 64 buckets).
+/// A title prepared for many comparisons: its characters, a 64-bit signature of which
+/// characters occur (hashed into 64 buckets), and for titles of at most 64 characters
+/// the per-character position masks of Myers' bit-parallel edit distance.
 #[derive(Clone, Debug)]
 pub struct Prepared {
     chars: Vec<char>,
     mask: u64,
+    /// Sorted (character, positions) pairs; empty when longer than 64 characters.
+    peq: Vec<(char, u64)>,
 }
 
 impl Prepared {
@@ -15,7 +18,24 @@ impl Prepared {
         let mask = chars.iter().fold(0u64, |m, &c| {
             m | 1u64 << ((c as u32).wrapping_mul(0x9E37_79B1) >> 26)
         });
-        Prepared { chars, mask }
+        let mut peq: Vec<(char, u64)> = Vec::new();
+        if chars.len() <= 64 {
+            for (i, &c) in chars.iter().enumerate() {
+                match peq.iter_mut().find(|(p, _)| *p == c) {
+                    Some((_, m)) => *m |= 1 << i,
+                    None => peq.push((c, 1 << i)),
+                }
+            }
+            peq.sort_unstable_by_key(|&(c, _)| c);
+        }
+        Prepared { chars, mask, peq }
+    }
+
+    fn positions(&self, c: char) -> u64 {
+        match self.peq.binary_search_by_key(&c, |&(p, _)| p) {
+            Ok(i) => self.peq[i].1,
+            Err(_) => 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -49,8 +69,43 @@ pub fn similarity_at_least(a: &Prepared, b: &Prepared, min: f64) -> Option<f64> 
     if ((a.mask ^ b.mask).count_ones() as usize).div_ceil(2) > max_dist {
         return None;
     }
-    let d = bounded_levenshtein(&a.chars, &b.chars, max_dist)?;
+    // Myers' algorithm with the shorter string as the pattern: one pass of word
+    // operations per character of the longer one.
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    let d = if !short.is_empty() && short.len() <= 64 {
+        Some(myers(short, &long.chars)).filter(|&d| d <= max_dist)
+    } else {
+        bounded_levenshtein(&a.chars, &b.chars, max_dist)
+    }?;
     Some(1.0 - d as f64 / longest as f64)
+}
+
+/// Levenshtein distance between `pattern` (1 to 64 characters) and `text`, by Myers'
+/// bit-vector algorithm in Hyyrö's formulation for global distance.
+fn myers(pattern: &Prepared, text: &[char]) -> usize {
+    let m = pattern.len();
+    let last = 1u64 << (m - 1);
+    let mut pv = u64::MAX;
+    let mut mv = 0u64;
+    let mut score = m;
+    for &c in text {
+        let eq = pattern.positions(c);
+        let xv = eq | mv;
+        let xh = ((eq & pv).wrapping_add(pv) ^ pv) | eq;
+        let mut ph = mv | !(xh | pv);
+        let mut mh = pv & xh;
+        if ph & last != 0 {
+            score += 1;
+        } else if mh & last != 0 {
+            score -= 1;
+        }
+        // Row 0 of the table grows by one per text character: shift in a +1.
+        ph = (ph << 1) | 1;
+        mh <<= 1;
+        pv = mh | !(xv | ph);
+        mv = ph & xv;
+    }
+    score
 }
 
 /// Levenshtein distance, or `None` as soon as it must exceed `max`.
@@ -96,6 +151,24 @@ mod tests {
         assert_eq!(lev("flaw", "lawn"), 2);
         assert_eq!(lev("straße", "strasse"), 2);
         assert_eq!(lev("ab", "ba"), 2);
+    }
+
+    #[test]
+    fn bit_parallel_equals_table() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        let alphabet: Vec<char> = "abcé ßz".chars().collect();
+        for _ in 0..20_000 {
+            let mk = |rng: &mut fastrand::Rng, n: usize| -> String {
+                (0..n)
+                    .map(|_| alphabet[rng.usize(..alphabet.len())])
+                    .collect()
+            };
+            let (na, nb) = (rng.usize(1..=64), rng.usize(0..80));
+            let a = mk(&mut rng, na);
+            let b = mk(&mut rng, nb);
+            let bc: Vec<char> = b.chars().collect();
+            assert_eq!(myers(&Prepared::new(&a), &bc), lev(&a, &b), "{a:?} {b:?}");
+        }
     }
 
     #[test]

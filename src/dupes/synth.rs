@@ -47,8 +47,8 @@ pub struct SynthSummary {
 
 const SYLLABLES: &[&str] = &[
     "ka", "lo", "ven", "tu", "ri", "ma", "sel", "do", "ra", "ni", "qu", "be", "zo", "fa", "mi",
-    "sha", "ter", "lin", "gor", "pe", "an", "el", "or", "us", "ta", "vi", "ne", "so", "har",
-    "mon", "dar", "ki", "lu", "bra", "cho", "ess", "ston", "wil", "ber", "ga",
+    "sha", "ter", "lin", "gor", "pe", "an", "el", "or", "us", "ta", "vi", "ne", "so", "har", "mon",
+    "dar", "ki", "lu", "bra", "cho", "ess", "ston", "wil", "ber", "ga",
 ];
 
 const EDITIONS: &[&str] = &[
@@ -102,14 +102,14 @@ impl Gen {
                     .collect();
                 // Artist numbers keep names distinct; real names collide less than
                 // random syllables do.
-                if i % 3 == 0 {
+                if i.is_multiple_of(3) {
                     name.push(format!("{}", i % 1000));
                 }
                 let mut name = name.join(" ");
-                if i % 29 == 0 {
+                if i.is_multiple_of(29) {
                     name = name.replacen('e', "é", 1);
                 }
-                if i % 31 == 0 {
+                if i.is_multiple_of(31) {
                     name = name.replacen("ss", "ß", 1);
                 }
                 name
@@ -132,7 +132,7 @@ impl Gen {
     /// upper-case or decomposed (NFD) spellings, as different taggers write them.
     fn spelling(&mut self, artist: usize) -> String {
         let name = &self.artists[artist];
-        if artist % 17 == 0 {
+        if artist.is_multiple_of(17) {
             match self.rng.u8(..10) {
                 0 => return name.to_uppercase(),
                 1 => return name.nfd().collect(),
@@ -218,7 +218,10 @@ fn insert(stmt: &mut rusqlite::Statement, r: &Row, now: &str) -> Result<()> {
 pub fn run(opts: &SynthOptions) -> Result<SynthSummary> {
     let started = Instant::now();
     if opts.db.exists() {
-        bail!("{} exists: synth-index only creates new indexes", opts.db.display());
+        bail!(
+            "{} exists: synth-index only creates new indexes",
+            opts.db.display()
+        );
     }
     let mut conn = store::open(&opts.db)?;
     conn.pragma_update(None, "synchronous", "OFF")?;
@@ -414,7 +417,8 @@ fn write_vet_folder(
             }
             let (artist, title) = if kind < 40 {
                 let id = g.rng.i64(1..=max_id);
-                let (a, t): (String, String) = pick.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                let (a, t): (String, String) =
+                    pick.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 let t = if kind >= 30 { g.variant(&t) } else { t };
                 (a, t)
             } else if kind < 70 {
@@ -428,7 +432,8 @@ fn write_vet_folder(
             let tf = lofty::read_from_path(&path)?;
             let primary = tf.primary_tag_type();
             for t in tf.tags() {
-                t.tag_type().remove_from_path(&path, WriteOptions::default())?;
+                t.tag_type()
+                    .remove_from_path(&path, WriteOptions::default())?;
             }
             let mut tag = Tag::new(primary);
             tag.set_artist(artist.clone());

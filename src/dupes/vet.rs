@@ -11,8 +11,8 @@ use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::groups::{
-    ARTIST_ROWS, ArtistBlocks, CONTENT_CONFIDENCE, CONTENT_ROWS, FILE_COLUMNS, LibraryFile,
-    HAS_TAGS, METADATA_CONFIDENCE, METADATA_ROWS, MatchKind, rank,
+    ARTIST_ROWS, ArtistBlocks, CONTENT_CONFIDENCE, CONTENT_ROWS, FILE_COLUMNS_AND_PATH, HAS_TAGS,
+    LibraryFile, METADATA_CONFIDENCE, METADATA_ROWS, MatchKind, rank,
 };
 use super::normalize::{artist_key, title_key};
 use super::similarity::{Prepared, similarity_at_least};
@@ -267,7 +267,7 @@ impl<'c> Classifier<'c> {
         // Identical bytes decide even when the tags could not be parsed.
         if let Some(hash) = &rec.content_hash {
             let sql = format!(
-                "SELECT {FILE_COLUMNS} FROM library_index
+                "SELECT {FILE_COLUMNS_AND_PATH} FROM library_index
                  WHERE file_content_hash = ?1 AND {CONTENT_ROWS}"
             );
             if let Some(m) = self.best(&sql, hash, own)? {
@@ -288,7 +288,7 @@ impl<'c> Classifier<'c> {
             return Ok(file);
         }
         let sql = format!(
-            "SELECT {FILE_COLUMNS} FROM library_index
+            "SELECT {FILE_COLUMNS_AND_PATH} FROM library_index
              WHERE metadata_hash = ?1 AND {METADATA_ROWS} AND {HAS_TAGS}"
         );
         if let Some(m) = self.best(&sql, &rec.metadata_hash, own)? {
@@ -358,7 +358,7 @@ impl<'c> Classifier<'c> {
         // Highest similarity first; among equals, the best quality file.
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut by_id = self.conn.prepare_cached(&format!(
-            "SELECT {FILE_COLUMNS} FROM library_index WHERE id = ?1"
+            "SELECT {FILE_COLUMNS_AND_PATH} FROM library_index WHERE id = ?1"
         ))?;
         let mut i = 0;
         while i < scored.len() {
