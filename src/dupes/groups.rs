@@ -163,6 +163,22 @@ pub struct DupesSummary {
     pub artist_blocks: u64,
     pub title_comparisons: u64,
     pub elapsed_secs: f64,
+    /// Where the time went, for benchmarks.
+    pub timings: Timings,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Timings {
+    pub content_secs: f64,
+    pub metadata_secs: f64,
+    /// Reading the artist spellings (the first of the two fuzzy passes).
+    pub fuzzy_artists_secs: f64,
+    /// The (artist, title) index scan and clustering, which overlap.
+    pub fuzzy_scan_secs: f64,
+    /// Of which comparing titles.
+    pub fuzzy_cluster_secs: f64,
+    /// Reading the rows of the fuzzy groups.
+    pub fuzzy_fetch_secs: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -182,6 +198,7 @@ pub fn find(conn: &Connection, opts: &DupesOptions) -> Result<DupesReport> {
     let mut content_of: HashMap<i64, usize> = HashMap::new();
     let mut metadata_of: HashMap<i64, usize> = HashMap::new();
 
+    let mut phase = Instant::now();
     if opts.by.includes(MatchKind::Content) {
         for g in hash_groups(conn, MatchKind::Content)? {
             for f in &g.files {
@@ -191,6 +208,7 @@ pub fn find(conn: &Connection, opts: &DupesOptions) -> Result<DupesReport> {
             groups.push(g);
         }
     }
+    summary.timings.content_secs = lap(&mut phase);
     if opts.by.includes(MatchKind::Metadata) {
         for g in hash_groups(conn, MatchKind::Metadata)? {
             let ids: Vec<i64> = g.files.iter().map(|f| f.id).collect();
@@ -204,6 +222,7 @@ pub fn find(conn: &Connection, opts: &DupesOptions) -> Result<DupesReport> {
             groups.push(g);
         }
     }
+    summary.timings.metadata_secs = lap(&mut phase);
     if opts.by.includes(MatchKind::Fuzzy) {
         let repeated = |ids: &[i64]| same_group(ids, &content_of) || same_group(ids, &metadata_of);
         let fuzzy = fuzzy_groups(conn, opts.min_score, &mut summary, repeated)?;
@@ -222,6 +241,14 @@ pub fn find(conn: &Connection, opts: &DupesOptions) -> Result<DupesReport> {
         summary,
         groups,
     })
+}
+
+/// Seconds since `*since`, which is reset to now.
+fn lap(since: &mut Instant) -> f64 {
+    let now = Instant::now();
+    let secs = (now - *since).as_secs_f64();
+    *since = now;
+    secs
 }
 
 /// Whether all `ids` are members of one and the same group of `of`.
@@ -393,7 +420,9 @@ fn fuzzy_groups(
     summary: &mut DupesSummary,
     repeated: impl Fn(&[i64]) -> bool,
 ) -> Result<Vec<DupeGroup>> {
+    let mut phase = Instant::now();
     let artists = ArtistBlocks::load(conn)?;
+    summary.timings.fuzzy_artists_secs = lap(&mut phase);
     // One pass over the (artist, title) index in raw artist order. A block whose only
     // spelling has been read completely is processed at once; blocks with several
     // spellings wait until all of them have been read.
@@ -428,7 +457,10 @@ fn fuzzy_groups(
             pending.remove(&block).map(|s| s.1).unwrap_or_default()
         };
         summary.artist_blocks += 1;
-        for (score, ids) in cluster_titles(&entries, min_score, summary) {
+        let started = Instant::now();
+        let found = cluster_titles(&entries, min_score, summary);
+        summary.timings.fuzzy_cluster_secs += started.elapsed().as_secs_f64();
+        for (score, ids) in found {
             if !repeated(&ids) {
                 clusters.push((block, score, ids));
             }
@@ -453,6 +485,7 @@ fn fuzzy_groups(
         finish_spelling(a, entries, &mut clusters, summary);
     }
     drop(rows);
+    summary.timings.fuzzy_scan_secs = lap(&mut phase);
 
     // Read the members in rowid order: neighbouring rows share pages, where cluster
     // order would jump around the table.
@@ -469,6 +502,7 @@ fn fuzzy_groups(
     for (id, c) in wanted {
         members[c].push(by_id.query_row([id], LibraryFile::from_row)?);
     }
+    summary.timings.fuzzy_fetch_secs = lap(&mut phase);
     let mut groups = Vec::with_capacity(clusters.len());
     for ((block, score, _), mut files) in clusters.into_iter().zip(members) {
         rank(&mut files);
@@ -490,24 +524,31 @@ pub(crate) fn cluster_titles(
     min_score: f64,
     summary: &mut DupesSummary,
 ) -> Vec<(f64, Vec<i64>)> {
-    // Identical normalised titles first: a hash map, no comparisons.
-    let mut index_of: HashMap<String, usize> = HashMap::new();
-    let mut keys: Vec<String> = Vec::new();
-    let mut ids: Vec<Vec<i64>> = Vec::new();
-    for (id, title) in entries {
-        let k = title_key(title);
-        if k.is_empty() {
-            continue;
+    // Identical normalised titles first: sorted together, no comparisons.
+    let mut keyed: Vec<(String, i64)> = entries
+        .iter()
+        .filter_map(|(id, title)| {
+            let k = title_key(title);
+            (!k.is_empty()).then_some((k, *id))
+        })
+        .collect();
+    keyed.sort_unstable();
+    // Distinct keys as runs of `keyed`: key i is keyed[starts[i]..starts[i + 1]].
+    let mut starts: Vec<usize> = Vec::with_capacity(keyed.len() + 1);
+    for (x, (k, _)) in keyed.iter().enumerate() {
+        if x == 0 || keyed[x - 1].0 != *k {
+            starts.push(x);
         }
-        let i = *index_of.entry(k.clone()).or_insert_with(|| {
-            keys.push(k);
-            ids.push(Vec::new());
-            keys.len() - 1
-        });
-        ids[i].push(*id);
     }
-    let n = keys.len();
-    let prepared: Vec<Prepared> = keys.iter().map(|k| Prepared::new(k)).collect();
+    let n = starts.len();
+    starts.push(keyed.len());
+    if n == keyed.len() && n < 2 {
+        return Vec::new();
+    }
+    let prepared: Vec<Prepared> = starts[..n]
+        .iter()
+        .map(|&x| Prepared::new(&keyed[x].0))
+        .collect();
     let mut uf = UnionFind::new(n);
     let mut link_score = vec![1.0f64; n];
 
@@ -535,8 +576,8 @@ pub(crate) fn cluster_titles(
     } else {
         for end in [Ends::First, Ends::Last] {
             let mut buckets: HashMap<String, Vec<usize>> = HashMap::new();
-            for (i, k) in keys.iter().enumerate() {
-                buckets.entry(end.of(k)).or_default().push(i);
+            for (i, &x) in starts[..n].iter().enumerate() {
+                buckets.entry(end.of(&keyed[x].0)).or_default().push(i);
             }
             for members in buckets.values_mut() {
                 compare_within(members, &mut uf);
@@ -544,19 +585,18 @@ pub(crate) fn cluster_titles(
         }
     }
 
-    let mut clusters: HashMap<usize, (f64, Vec<i64>)> = HashMap::new();
-    for (i, members) in ids.into_iter().enumerate() {
+    let mut slot_of_root = vec![usize::MAX; n];
+    let mut out: Vec<(f64, Vec<i64>)> = Vec::new();
+    for i in 0..n {
         let root = uf.find(i);
-        let c = clusters
-            .entry(root)
-            .or_insert_with(|| (link_score[root], Vec::new()));
-        c.1.extend(members);
+        if slot_of_root[root] == usize::MAX {
+            slot_of_root[root] = out.len();
+            out.push((link_score[root], Vec::new()));
+        }
+        let members = keyed[starts[i]..starts[i + 1]].iter().map(|(_, id)| *id);
+        out[slot_of_root[root]].1.extend(members);
     }
-    let mut out: Vec<(f64, Vec<i64>)> = clusters
-        .into_values()
-        .filter(|(_, ids)| ids.len() > 1)
-        .collect();
-    out.sort_by_key(|(_, ids)| ids[0]);
+    out.retain(|(_, ids)| ids.len() > 1);
     out
 }
 
