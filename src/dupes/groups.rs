@@ -163,7 +163,8 @@ pub struct DupesSummary {
     pub artist_blocks: u64,
     pub title_comparisons: u64,
     pub elapsed_secs: f64,
-    /// Where the time went, for benchmarks.
+    /// Where the time went, for benchmarks. With `--by all` the fuzzy phases but the
+    /// fetch run beside the content and metadata phases, on a second connection.
     pub timings: Timings,
 }
 
@@ -191,55 +192,93 @@ pub struct DupesReport {
 
 pub fn find(conn: &Connection, opts: &DupesOptions) -> Result<DupesReport> {
     let started = Instant::now();
-    let mut summary = DupesSummary::default();
-    let mut groups = Vec::new();
-    // With --by all a group that repeats one already reported (every member in the
-    // same content group, or the same metadata group) adds nothing and is left out.
-    let mut content_of: HashMap<i64, usize> = HashMap::new();
-    let mut metadata_of: HashMap<i64, usize> = HashMap::new();
+    let want_fuzzy = opts.by.includes(MatchKind::Fuzzy);
+    let want_hashes = opts.by != By::Fuzzy;
+    // Fuzzy clustering does not depend on the hash groups until its clusters are
+    // filtered, so with --by all it runs on a second connection (WAL lets readers run
+    // side by side) while this one reads the hash groups: two cores, two scans.
+    let second_db = conn
+        .path()
+        .filter(|p| want_fuzzy && want_hashes && !p.is_empty())
+        .map(std::path::PathBuf::from);
+    std::thread::scope(|s| {
+        let background = second_db.map(|path| {
+            s.spawn(move || -> Result<(Vec<Cluster>, DupesSummary)> {
+                let conn = crate::store::open_existing(&path)?;
+                let mut summary = DupesSummary::default();
+                let clusters = fuzzy_clusters(&conn, opts.min_score, &mut summary)?;
+                Ok((clusters, summary))
+            })
+        });
 
-    let mut phase = Instant::now();
-    if opts.by.includes(MatchKind::Content) {
-        for g in hash_groups(conn, MatchKind::Content)? {
-            for f in &g.files {
-                content_of.insert(f.id, groups.len());
+        let mut summary = DupesSummary::default();
+        let mut groups = Vec::new();
+        // With --by all a group that repeats one already reported (every member in
+        // the same content group, or the same metadata group) adds nothing.
+        let mut content_of: HashMap<i64, usize> = HashMap::new();
+        let mut metadata_of: HashMap<i64, usize> = HashMap::new();
+        let mut phase = Instant::now();
+        if opts.by.includes(MatchKind::Content) {
+            for g in hash_groups(conn, MatchKind::Content)? {
+                for f in &g.files {
+                    content_of.insert(f.id, groups.len());
+                }
+                summary.content_groups += 1;
+                groups.push(g);
             }
-            summary.content_groups += 1;
-            groups.push(g);
         }
-    }
-    summary.timings.content_secs = lap(&mut phase);
-    if opts.by.includes(MatchKind::Metadata) {
-        for g in hash_groups(conn, MatchKind::Metadata)? {
-            let ids: Vec<i64> = g.files.iter().map(|f| f.id).collect();
-            if same_group(&ids, &content_of) {
-                continue;
+        summary.timings.content_secs = lap(&mut phase);
+        if opts.by.includes(MatchKind::Metadata) {
+            for g in hash_groups(conn, MatchKind::Metadata)? {
+                let ids: Vec<i64> = g.files.iter().map(|f| f.id).collect();
+                if same_group(&ids, &content_of) {
+                    continue;
+                }
+                for f in &g.files {
+                    metadata_of.insert(f.id, groups.len());
+                }
+                summary.metadata_groups += 1;
+                groups.push(g);
             }
-            for f in &g.files {
-                metadata_of.insert(f.id, groups.len());
-            }
-            summary.metadata_groups += 1;
-            groups.push(g);
         }
-    }
-    summary.timings.metadata_secs = lap(&mut phase);
-    if opts.by.includes(MatchKind::Fuzzy) {
-        let repeated = |ids: &[i64]| same_group(ids, &content_of) || same_group(ids, &metadata_of);
-        let fuzzy = fuzzy_groups(conn, opts.min_score, &mut summary, repeated)?;
-        summary.fuzzy_groups = fuzzy.len() as u64;
-        groups.extend(fuzzy);
-    }
-    for g in &groups {
-        summary.files_in_groups += g.files.len() as u64;
-        summary.redundant_files += g.files.len() as u64 - 1;
-        summary.redundant_bytes += g.files[1..].iter().map(|f| f.size).sum::<u64>();
-    }
-    summary.elapsed_secs = started.elapsed().as_secs_f64();
-    Ok(DupesReport {
-        by: opts.by,
-        min_score: opts.min_score,
-        summary,
-        groups,
+        summary.timings.metadata_secs = lap(&mut phase);
+        if want_fuzzy {
+            let (mut clusters, fuzzy) = match background {
+                Some(h) => match h.join() {
+                    Ok(r) => r?,
+                    Err(_) => anyhow::bail!("fuzzy matching panicked"),
+                },
+                None => {
+                    let mut fuzzy = DupesSummary::default();
+                    let clusters = fuzzy_clusters(conn, opts.min_score, &mut fuzzy)?;
+                    (clusters, fuzzy)
+                }
+            };
+            summary.artist_blocks = fuzzy.artist_blocks;
+            summary.title_comparisons = fuzzy.title_comparisons;
+            let t = &mut summary.timings;
+            t.fuzzy_artists_secs = fuzzy.timings.fuzzy_artists_secs;
+            t.fuzzy_scan_secs = fuzzy.timings.fuzzy_scan_secs;
+            t.fuzzy_cluster_secs = fuzzy.timings.fuzzy_cluster_secs;
+            clusters
+                .retain(|c| !same_group(&c.ids, &content_of) && !same_group(&c.ids, &metadata_of));
+            let fuzzy = fetch_clusters(conn, clusters)?;
+            summary.timings.fuzzy_fetch_secs = lap(&mut phase);
+            summary.fuzzy_groups = fuzzy.len() as u64;
+            groups.extend(fuzzy);
+        }
+        for g in &groups {
+            summary.files_in_groups += g.files.len() as u64;
+            summary.redundant_files += g.files.len() as u64 - 1;
+            summary.redundant_bytes += g.files[1..].iter().map(|f| f.size).sum::<u64>();
+        }
+        summary.elapsed_secs = started.elapsed().as_secs_f64();
+        Ok(DupesReport {
+            by: opts.by,
+            min_score: opts.min_score,
+            summary,
+            groups,
+        })
     })
 }
 
@@ -411,15 +450,20 @@ impl ArtistBlocks {
 /// not cost 10⁹ comparisons.
 const LARGE_BLOCK: usize = 2000;
 
-/// Fuzzy groups: per artist block, titles grouped by exact normalised key, then keys
-/// joined when their similarity reaches `min_score` (single linkage). Clusters for
-/// which `repeated` is true are dropped before their rows are read.
-fn fuzzy_groups(
+/// A fuzzy group before its rows are read.
+struct Cluster {
+    artist_key: String,
+    confidence: f64,
+    ids: Vec<i64>,
+}
+
+/// Fuzzy clusters: per artist block, titles grouped by exact normalised key, then keys
+/// joined when their similarity reaches `min_score` (single linkage).
+fn fuzzy_clusters(
     conn: &Connection,
     min_score: f64,
     summary: &mut DupesSummary,
-    repeated: impl Fn(&[i64]) -> bool,
-) -> Result<Vec<DupeGroup>> {
+) -> Result<Vec<Cluster>> {
     let mut phase = Instant::now();
     let artists = ArtistBlocks::load(conn)?;
     summary.timings.fuzzy_artists_secs = lap(&mut phase);
@@ -432,11 +476,11 @@ fn fuzzy_groups(
     let mut rows = stmt.query([])?;
     let mut pending: HashMap<u32, (usize, Vec<(i64, String)>)> = HashMap::new();
     let mut current: Option<(String, Vec<(i64, String)>)> = None;
-    let mut clusters: Vec<(u32, f64, Vec<i64>)> = Vec::new();
+    let mut clusters: Vec<Cluster> = Vec::new();
 
     let mut finish_spelling = |artist: String,
                                entries: Vec<(i64, String)>,
-                               clusters: &mut Vec<(u32, f64, Vec<i64>)>,
+                               clusters: &mut Vec<Cluster>,
                                summary: &mut DupesSummary| {
         let Some(&(block, _)) = artists.raw.get(&artist) else {
             return;
@@ -460,10 +504,12 @@ fn fuzzy_groups(
         let started = Instant::now();
         let found = cluster_titles(&entries, min_score, summary);
         summary.timings.fuzzy_cluster_secs += started.elapsed().as_secs_f64();
-        for (score, ids) in found {
-            if !repeated(&ids) {
-                clusters.push((block, score, ids));
-            }
+        for (confidence, ids) in found {
+            clusters.push(Cluster {
+                artist_key: b.key.clone(),
+                confidence,
+                ids,
+            });
         }
     };
 
@@ -486,13 +532,17 @@ fn fuzzy_groups(
     }
     drop(rows);
     summary.timings.fuzzy_scan_secs = lap(&mut phase);
+    Ok(clusters)
+}
 
+/// Read the rows of fuzzy clusters and rank them.
+fn fetch_clusters(conn: &Connection, clusters: Vec<Cluster>) -> Result<Vec<DupeGroup>> {
     // Read the members in rowid order: neighbouring rows share pages, where cluster
     // order would jump around the table.
     let mut wanted: Vec<(i64, usize)> = clusters
         .iter()
         .enumerate()
-        .flat_map(|(c, (_, _, ids))| ids.iter().map(move |&id| (id, c)))
+        .flat_map(|(c, cluster)| cluster.ids.iter().map(move |&id| (id, c)))
         .collect();
     wanted.sort_unstable();
     let mut members: Vec<Vec<LibraryFile>> = vec![Vec::new(); clusters.len()];
@@ -502,15 +552,14 @@ fn fuzzy_groups(
     for (id, c) in wanted {
         members[c].push(by_id.query_row([id], LibraryFile::from_row)?);
     }
-    summary.timings.fuzzy_fetch_secs = lap(&mut phase);
     let mut groups = Vec::with_capacity(clusters.len());
-    for ((block, score, _), mut files) in clusters.into_iter().zip(members) {
+    for (cluster, mut files) in clusters.into_iter().zip(members) {
         rank(&mut files);
         let title = files[0].title.as_deref().map(title_key).unwrap_or_default();
         groups.push(DupeGroup {
             kind: MatchKind::Fuzzy,
-            key: format!("{} - {}", artists.blocks[block as usize].key, title),
-            confidence: score,
+            key: format!("{} - {}", cluster.artist_key, title),
+            confidence: cluster.confidence,
             files,
         });
     }
