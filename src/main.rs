@@ -84,7 +84,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("musicdex: {e:#}");
-            ExitCode::from(1)
+            if e.is::<musicdex::engine::Interrupted>() {
+                ExitCode::from(130)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }
