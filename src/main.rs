@@ -72,11 +72,16 @@ fn main() -> Result<()> {
                     report.elapsed_secs,
                     report.dir.display()
                 );
+                let formats: Vec<String> = report
+                    .formats
+                    .iter()
+                    .map(|(f, n)| format!("{} {n}", f.extension()))
+                    .collect();
                 println!(
-                    "apparent size {:.1} GiB, on disk {:.1} GiB; formats {:?}",
+                    "apparent size {:.1} GiB, on disk {:.1} GiB; {}",
                     report.apparent_bytes as f64 / (1u64 << 30) as f64,
                     report.disk_bytes as f64 / (1u64 << 30) as f64,
-                    report.formats
+                    formats.join(", ")
                 );
             }
         }
