@@ -142,7 +142,7 @@ fn music_mix_is_sparse_sized_and_parses() {
     let o = opts(250, 3, Mix::Music);
     let report = generate(dir.path(), &o).unwrap();
     let specs = plan(&o);
-    assert_eq!(report.files, 250);
+    assert_eq!(report.files, o.files);
     assert!(report.corrupt >= 1, "seed 3 plans corrupt files");
     for spec in specs.iter().filter(|s| s.corrupt.is_none()) {
         let meta = fs::metadata(dir.path().join(&spec.path)).unwrap();
