@@ -109,6 +109,9 @@ pub enum FetchError {
     NotHtml(String),
     Decode(String),
     RobotsDisallowed,
+    /// robots.txt failed with a server or connection error; RFC 9309 then
+    /// treats the whole site as disallowed.
+    RobotsUnavailable(String),
     RetryAfterTooLong(u64),
 }
 
@@ -125,6 +128,10 @@ impl fmt::Display for FetchError {
             FetchError::NotHtml(ct) => write!(f, "not HTML (content type {ct})"),
             FetchError::Decode(e) => write!(f, "cannot decode body: {e}"),
             FetchError::RobotsDisallowed => write!(f, "disallowed by robots.txt"),
+            FetchError::RobotsUnavailable(e) => write!(
+                f,
+                "robots.txt unavailable ({e}), so the site counts as disallowed (RFC 9309; --ignore-robots overrides)"
+            ),
             FetchError::RetryAfterTooLong(s) => write!(f, "server asked to retry after {s} s"),
         }
     }
@@ -319,7 +326,7 @@ impl Fetcher {
                         Robots::allow_all()
                     }
                     Err(FetchError::NotHtml(_)) | Err(FetchError::Decode(_)) => Robots::allow_all(),
-                    Err(_) => Robots::disallow_all(),
+                    Err(e) => Robots::disallow_all(e.to_string()),
                 };
                 Arc::new(robots)
             })
@@ -338,13 +345,14 @@ impl Fetcher {
         let mut visited = vec![current.clone()];
         let mut hops = 0;
         loop {
-            if check_robots
-                && !self
-                    .robots(&current)
-                    .await
-                    .allowed(&current.path_and_query())
-            {
-                return Err(FetchError::RobotsDisallowed);
+            if check_robots {
+                let robots = self.robots(&current).await;
+                if let Some(why) = &robots.unavailable {
+                    return Err(FetchError::RobotsUnavailable(why.clone()));
+                }
+                if !robots.allowed(&current.path_and_query()) {
+                    return Err(FetchError::RobotsDisallowed);
+                }
             }
             let head = self.with_retries(&current, want).await?;
             if head.status.is_redirection()

@@ -7,6 +7,8 @@ pub struct Robots {
     disallow_all: bool,
     /// `Sitemap:` lines, which are global to the file.
     pub sitemaps: Vec<String>,
+    /// Why robots.txt could not be read, when that made everything disallowed.
+    pub unavailable: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -22,9 +24,10 @@ impl Robots {
 
     /// RFC 9309 §2.3.1.4: when robots.txt is unreachable for a server error,
     /// the crawler must assume a complete disallow.
-    pub fn disallow_all() -> Robots {
+    pub fn disallow_all(reason: String) -> Robots {
         Robots {
             disallow_all: true,
+            unavailable: Some(reason),
             ..Robots::default()
         }
     }
@@ -92,8 +95,8 @@ impl Robots {
         };
         Robots {
             rules,
-            disallow_all: false,
             sitemaps,
+            ..Robots::default()
         }
     }
 
@@ -196,7 +199,7 @@ Sitemap: https://blog.example/sitemap.xml
     fn grouped_agents_and_empty_disallow() {
         let txt = "User-agent: a\nUser-agent: *\nDisallow:\n";
         assert!(Robots::parse(txt, "musicdex").allowed("/x"));
-        assert!(!Robots::disallow_all().allowed("/x"));
+        assert!(!Robots::disallow_all("503".into()).allowed("/x"));
         assert!(Robots::allow_all().allowed("/x"));
     }
 }

@@ -267,9 +267,12 @@ pub fn extract(html: &str, page_url: &Url, matcher: &GenreMatcher, hosts: &Hosts
     let date = date(&doc, root, page_url);
 
     let mut genres: Vec<String> = Vec::new();
+    let mut genre_keys: HashSet<String> = HashSet::new();
     let mut push_genre = |g: &str| {
         let g = clean(g);
-        if !g.is_empty() && g.len() <= 60 && !genres.iter().any(|x| x.eq_ignore_ascii_case(&g)) {
+        // "Nu-Disco" and "nu disco" are one genre.
+        let key = super::genres::tokens(&g).join(" ");
+        if !key.is_empty() && g.len() <= 60 && genre_keys.insert(key) {
             genres.push(g);
         }
     };
@@ -460,28 +463,34 @@ pub fn classify_quality(own: &str, label: &str) -> Quality {
     of(own).or_else(|| of(label)).unwrap_or(Quality::Other)
 }
 
-/// The label written just before a link: text of the preceding siblings back
-/// to the previous link or line break, or a short heading right above it.
+/// The label written just before a link: the text back to the previous line
+/// break that has words before it ("FLAC:<br><a>" and "FLAC: <a>" both
+/// work, and a run of links on one line shares its label), or a short
+/// heading or paragraph right above it.
 fn label_before(a: ElementRef) -> String {
+    let has_words = |s: &str| s.chars().any(char::is_alphanumeric);
     let mut node: NodeRef<Node> = *a;
     let mut label = String::new();
     for _ in 0..3 {
         for sib in node.prev_siblings() {
             match sib.value() {
                 Node::Text(t) => label.insert_str(0, t),
-                Node::Element(e) => {
-                    if matches!(e.name(), "a" | "br" | "hr") || BLOCKS.contains(&e.name()) {
-                        if label.trim().is_empty()
-                            && BLOCKS.contains(&e.name())
-                            && e.name() != "div"
-                        {
-                            let t = ElementRef::wrap(sib).map(text_of).unwrap_or_default();
-                            if t.len() <= 60 {
-                                label = t;
-                            }
-                        }
+                Node::Element(e) if e.name() == "a" => {}
+                Node::Element(e) if matches!(e.name(), "br" | "hr") => {
+                    if has_words(&label) {
                         return clean(&label);
                     }
+                }
+                Node::Element(e) if BLOCKS.contains(&e.name()) => {
+                    if !has_words(&label) && e.name() != "div" {
+                        let t = ElementRef::wrap(sib).map(text_of).unwrap_or_default();
+                        if t.len() <= 60 {
+                            label = t;
+                        }
+                    }
+                    return clean(&label);
+                }
+                Node::Element(_) => {
                     let t = ElementRef::wrap(sib)
                         .map(|e| e.text().collect::<String>())
                         .unwrap_or_default();
@@ -489,11 +498,11 @@ fn label_before(a: ElementRef) -> String {
                 }
                 _ => {}
             }
-            if label.len() > 120 {
+            if label.len() > 160 {
                 return clean(&label);
             }
         }
-        if !label.trim().is_empty() {
+        if has_words(&label) {
             break;
         }
         // Nothing before the link at this level: climb out of inline wrappers

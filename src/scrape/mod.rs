@@ -238,6 +238,9 @@ pub async fn scrape(cfg: ScrapeConfig) -> anyhow::Result<Report> {
     let mut sitemaps: Vec<Url> = Vec::new();
     if cfg.fetch.respect_robots {
         let robots = ctx.fetcher.robots(&base).await;
+        if let Some(why) = &robots.unavailable {
+            anyhow::bail!("{}", FetchError::RobotsUnavailable(why.clone()));
+        }
         if !robots.allowed(&base.path_and_query()) {
             anyhow::bail!(
                 "robots.txt of {} disallows {}; use --ignore-robots to override",
