@@ -94,7 +94,11 @@ impl GenreMatcher {
     pub fn new<S: AsRef<str>>(wanted: &[S]) -> GenreMatcher {
         let mut list: Vec<String> = Vec::new();
         for g in wanted {
-            let g = tokens(g.as_ref()).join(" ");
+            let mut g = tokens(g.as_ref()).join(" ");
+            // "--genres dnb" means drum and bass, with all its other spellings.
+            if let Some((_, canonical)) = ALIASES.iter().find(|(a, _)| tokens(a).join(" ") == g) {
+                g = canonical.to_string();
+            }
             if !g.is_empty() && !list.contains(&g) {
                 list.push(g);
             }
@@ -197,5 +201,11 @@ mod tests {
             vec!["techno", "drum and bass"]
         );
         assert!(g.matches(&["ukg", "technology"]).is_empty());
+        let g = GenreMatcher::new(&["UKG", "dnb"]);
+        assert_eq!(g.wanted(), ["uk garage", "drum and bass"]);
+        assert_eq!(
+            g.matches(&["2-step garage", "Drum & Bass"]),
+            ["uk garage", "drum and bass"]
+        );
     }
 }
