@@ -113,11 +113,11 @@ async fn retries_429_and_5xx_honouring_retry_after() {
     })
     .unwrap();
     let busy = url(&server, "/busy");
-    assert_eq!(f.host_limit_now(&busy), 32);
+    assert_eq!(f.host_limit_now(&busy), 64);
     f.get(&busy, Want::Html).await.unwrap();
     assert_eq!(server.hits("/busy"), 3);
     // Two 429s halved the host's limit twice.
-    assert_eq!(f.host_limit_now(&busy), 8);
+    assert_eq!(f.host_limit_now(&busy), 16);
     f.get(&url(&server, "/flaky"), Want::Html).await.unwrap();
     assert_eq!(server.hits("/flaky"), 2);
     let err = f.get(&url(&server, "/down"), Want::Html).await.unwrap_err();

@@ -59,8 +59,9 @@ pub struct FetchConfig {
 impl Default for FetchConfig {
     fn default() -> Self {
         FetchConfig {
-            concurrency: 64,
-            per_host: 32,
+            // Why these numbers: docs/scrape.md ("Concurrency defaults").
+            concurrency: 128,
+            per_host: 64,
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(20),
             total_timeout: Duration::from_secs(30),

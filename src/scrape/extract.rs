@@ -475,12 +475,10 @@ fn label_before(a: ElementRef) -> String {
         for sib in node.prev_siblings() {
             match sib.value() {
                 Node::Text(t) => label.insert_str(0, t),
-                Node::Element(e) if e.name() == "a" => {}
-                Node::Element(e) if matches!(e.name(), "br" | "hr") => {
-                    if has_words(&label) {
-                        return clean(&label);
-                    }
+                Node::Element(e) if matches!(e.name(), "br" | "hr") && has_words(&label) => {
+                    return clean(&label);
                 }
+                Node::Element(e) if matches!(e.name(), "a" | "br" | "hr") => {}
                 Node::Element(e) if BLOCKS.contains(&e.name()) => {
                     if !has_words(&label) && e.name() != "div" {
                         let t = ElementRef::wrap(sib).map(text_of).unwrap_or_default();

@@ -155,7 +155,8 @@ impl GenreMatcher {
         self.wanted
             .iter()
             .zip(hits)
-            .filter_map(|(g, h)| h.then(|| g.clone()))
+            .filter(|&(_, h)| h)
+            .map(|(g, _)| g.clone())
             .collect()
     }
 }

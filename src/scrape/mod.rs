@@ -14,14 +14,14 @@ pub mod extract;
 pub mod genres;
 pub mod output;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use serde::Serialize;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 
 pub use self::cli::{ScrapeArgs, run};
 use self::discover::{Listing, Paging};
@@ -101,7 +101,7 @@ struct Ctx {
     cfg: ScrapeConfig,
 }
 
-fn spawn_listing(tasks: &mut JoinSet<Event>, ctx: &Arc<Ctx>, n: usize, url: Url) {
+fn spawn_listing(tasks: &mut JoinSet<Event>, ctx: &Arc<Ctx>, n: usize, url: Url) -> AbortHandle {
     let ctx = ctx.clone();
     tasks.spawn(async move {
         let res = match ctx.fetcher.get(&url, Want::Html).await {
@@ -116,7 +116,7 @@ fn spawn_listing(tasks: &mut JoinSet<Event>, ctx: &Arc<Ctx>, n: usize, url: Url)
             Err(e) => Err(e),
         };
         Event::Listing(n, url, res)
-    });
+    })
 }
 
 fn spawn_feed(tasks: &mut JoinSet<Event>, ctx: &Arc<Ctx>, url: Url) {
@@ -180,6 +180,13 @@ fn is_absent(e: &FetchError) -> bool {
 
 struct State {
     seen: HashSet<String>,
+    /// Posts waiting for a slot; see `post_cap`.
+    queue: VecDeque<Url>,
+    posts_in_flight: usize,
+    /// Post fetches in flight, kept a few below the per-host limit so that
+    /// listing pages, feed and sitemaps (which find the next posts) never
+    /// wait behind a full round of post fetches.
+    post_cap: usize,
     found: usize,
     fetched: usize,
     listing_pages: usize,
@@ -210,8 +217,18 @@ impl State {
             return false;
         }
         self.found += 1;
-        spawn_post(tasks, ctx, url);
+        self.queue.push_back(url);
+        self.pump(tasks, ctx);
         true
+    }
+
+    fn pump(&mut self, tasks: &mut JoinSet<Event>, ctx: &Arc<Ctx>) {
+        while self.posts_in_flight < self.post_cap
+            && let Some(url) = self.queue.pop_front()
+        {
+            self.posts_in_flight += 1;
+            spawn_post(tasks, ctx, url);
+        }
     }
 }
 
@@ -224,8 +241,12 @@ pub async fn scrape(cfg: ScrapeConfig) -> anyhow::Result<Report> {
     let base = cfg.base.clone();
     let bar = progress_bar(cfg.progress);
 
+    let slots = cfg.fetch.concurrency.min(cfg.fetch.per_host);
     let mut state = State {
         seen: HashSet::new(),
+        queue: VecDeque::new(),
+        posts_in_flight: 0,
+        post_cap: slots.saturating_sub(window + 2).max(1),
         found: 0,
         fetched: 0,
         listing_pages: 0,
@@ -259,7 +280,8 @@ pub async fn scrape(cfg: ScrapeConfig) -> anyhow::Result<Report> {
     if sitemaps.is_empty() {
         sitemaps.push(base.with_path_and_query("/sitemap.xml", None));
     }
-    spawn_listing(&mut tasks, &ctx, 1, base.clone());
+    let mut listing_tasks: BTreeMap<usize, AbortHandle> = BTreeMap::new();
+    listing_tasks.insert(1, spawn_listing(&mut tasks, &ctx, 1, base.clone()));
     for s in sitemaps {
         spawn_sitemap(&mut tasks, &ctx, s, 0);
     }
@@ -276,6 +298,7 @@ pub async fn scrape(cfg: ScrapeConfig) -> anyhow::Result<Report> {
     while let Some(joined) = tasks.join_next().await {
         let event = match joined {
             Ok(ev) => ev,
+            Err(e) if e.is_cancelled() => continue,
             Err(e) => {
                 state.errors.push(ErrorEntry {
                     url: String::new(),
@@ -286,6 +309,7 @@ pub async fn scrape(cfg: ScrapeConfig) -> anyhow::Result<Report> {
         };
         match event {
             Event::Listing(n, url, res) => {
+                listing_tasks.remove(&n);
                 urls.insert(n, url);
                 results.insert(n, res);
                 while let Some(res) = results.remove(&next_eval) {
@@ -339,7 +363,13 @@ pub async fn scrape(cfg: ScrapeConfig) -> anyhow::Result<Report> {
                         && !paging_done
                         && let Some(next) = next_link
                     {
-                        spawn_listing(&mut tasks, &ctx, n + 1, next);
+                        listing_tasks.insert(n + 1, spawn_listing(&mut tasks, &ctx, n + 1, next));
+                    }
+                }
+                if paging_done {
+                    // Pages requested ahead that paging no longer needs.
+                    for (_, task) in std::mem::take(&mut listing_tasks) {
+                        task.abort();
                     }
                 }
                 if let Some(p @ (Paging::Path | Paging::Query)) = paging {
@@ -347,12 +377,9 @@ pub async fn scrape(cfg: ScrapeConfig) -> anyhow::Result<Report> {
                         && next_issue <= cfg.max_pages
                         && next_issue < next_eval + window
                     {
-                        spawn_listing(
-                            &mut tasks,
-                            &ctx,
-                            next_issue,
-                            discover::listing_url(&base, p, next_issue),
-                        );
+                        let url = discover::listing_url(&base, p, next_issue);
+                        listing_tasks
+                            .insert(next_issue, spawn_listing(&mut tasks, &ctx, next_issue, url));
                         next_issue += 1;
                     }
                 }
@@ -401,6 +428,8 @@ pub async fn scrape(cfg: ScrapeConfig) -> anyhow::Result<Report> {
             },
             Event::Post(url, res) => {
                 bar.inc(1);
+                state.posts_in_flight -= 1;
+                state.pump(&mut tasks, &ctx);
                 match res {
                     Ok(post) => {
                         state.fetched += 1;
