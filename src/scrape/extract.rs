@@ -122,7 +122,13 @@ fn is_chrome(el: &scraper::node::Element) -> bool {
     }
     let words = el.id().into_iter().chain(el.classes());
     for w in words {
-        let w = w.to_ascii_lowercase();
+        let lowered;
+        let w = if w.bytes().any(|b| b.is_ascii_uppercase()) {
+            lowered = w.to_ascii_lowercase();
+            lowered.as_str()
+        } else {
+            w
+        };
         if [
             "sidebar",
             "widget",
@@ -156,10 +162,48 @@ fn is_chrome(el: &scraper::node::Element) -> bool {
     false
 }
 
-fn in_chrome(el: ElementRef) -> bool {
-    el.ancestors().filter_map(ElementRef::wrap).any(|a| {
-        is_chrome(a.value()) || matches!(a.value().name(), "footer" | "header") && is_site_level(a)
-    }) || is_chrome(el.value())
+/// Every node inside chrome (see `is_chrome`) or inside a site-level
+/// `<header>`/`<footer>` (one not enclosed by an article-like element),
+/// found in one walk so each lookup is a hash probe instead of an ancestor
+/// scan per link.
+struct Chrome(HashSet<ego_tree::NodeId>);
+
+impl Chrome {
+    fn of(doc: &Html) -> Chrome {
+        fn walk(
+            node: NodeRef<Node>,
+            mut inside: bool,
+            mut in_article: bool,
+            set: &mut HashSet<ego_tree::NodeId>,
+        ) {
+            if let Node::Element(e) = node.value() {
+                if !inside
+                    && (is_chrome(e) || matches!(e.name(), "header" | "footer") && !in_article)
+                {
+                    inside = true;
+                }
+                if e.name() == "article"
+                    || e.classes()
+                        .any(|c| matches!(c, "post" | "hentry" | "post-outer" | "type-post"))
+                {
+                    in_article = true;
+                }
+            }
+            if inside {
+                set.insert(node.id());
+            }
+            for c in node.children() {
+                walk(c, inside, in_article, set);
+            }
+        }
+        let mut set = HashSet::new();
+        walk(doc.tree.root(), false, false, &mut set);
+        Chrome(set)
+    }
+
+    fn has(&self, el: ElementRef) -> bool {
+        self.0.contains(&el.id())
+    }
 }
 
 /// A `<header>`/`<footer>` belongs to the site (not the post) when no
@@ -174,18 +218,18 @@ fn is_site_level(el: ElementRef) -> bool {
 }
 
 /// The element holding the post itself.
-fn post_root(doc: &Html) -> ElementRef<'_> {
+fn post_root<'a>(doc: &'a Html, chrome: &Chrome) -> ElementRef<'a> {
     let candidates = sel!(
         "article, .hentry, .post-outer, .type-post, .post, [itemprop=blogPost], main, #content, #main"
     );
     doc.select(candidates)
-        .find(|e| !in_chrome(*e))
+        .find(|e| !chrome.has(*e))
         .unwrap_or_else(|| doc.root_element())
 }
 
-fn body_root<'a>(root: ElementRef<'a>) -> ElementRef<'a> {
+fn body_root<'a>(root: ElementRef<'a>, chrome: &Chrome) -> ElementRef<'a> {
     root.select(sel!(".entry-content, .post-body, .post-content, .entry, .article-content, [itemprop=articleBody]"))
-        .find(|e| !in_chrome(*e))
+        .find(|e| !chrome.has(*e))
         .unwrap_or(root)
 }
 
@@ -261,10 +305,11 @@ fn text_of(el: ElementRef) -> String {
 
 pub fn extract(html: &str, page_url: &Url, matcher: &GenreMatcher, hosts: &Hosts) -> Post {
     let doc = Html::parse_document(html);
-    let root = post_root(&doc);
-    let body = body_root(root);
-    let title = title(&doc, page_url);
-    let date = date(&doc, root, page_url);
+    let chrome = Chrome::of(&doc);
+    let root = post_root(&doc, &chrome);
+    let body = body_root(root, &chrome);
+    let title = title(&doc, page_url, &chrome);
+    let date = date(&doc, root, page_url, &chrome);
 
     let mut genres: Vec<String> = Vec::new();
     let mut genre_keys: HashSet<String> = HashSet::new();
@@ -281,7 +326,7 @@ pub fn extract(html: &str, page_url: &Url, matcher: &GenreMatcher, hosts: &Hosts
          .post-categories a, .entry-categories a, a[href*='/tag/'], a[href*='/category/'], a[href*='/search/label/']"
     );
     for a in root.select(taxonomy) {
-        if !in_chrome(a) {
+        if !chrome.has(a) {
             push_genre(&text_of(a));
         }
     }
@@ -301,7 +346,7 @@ pub fn extract(html: &str, page_url: &Url, matcher: &GenreMatcher, hosts: &Hosts
     let mut sources: Vec<&str> = genres.iter().map(String::as_str).collect();
     sources.push(&text);
     let matching_genres = matcher.matches(&sources);
-    let download_links = download_links(root, page_url, hosts);
+    let download_links = download_links(root, page_url, hosts, &chrome);
     Post {
         url: page_url.to_string(),
         title,
@@ -320,7 +365,7 @@ fn meta(doc: &Html, selector: &Selector) -> Option<String> {
         .find(|s| !s.is_empty())
 }
 
-fn title(doc: &Html, page_url: &Url) -> String {
+fn title(doc: &Html, page_url: &Url, chrome: &Chrome) -> String {
     let mut site_names: Vec<String> = Vec::new();
     if let Some(s) = meta(doc, sel!("meta[property='og:site_name']")) {
         site_names.push(s);
@@ -333,10 +378,14 @@ fn title(doc: &Html, page_url: &Url) -> String {
     let raw = meta(doc, sel!("meta[property='og:title']"))
         .or_else(|| {
             doc.select(sel!(".entry-title, .post-title, article h1, article h2"))
-                .find(|e| !in_chrome(*e))
+                .find(|e| !chrome.has(*e))
                 .map(text_of)
         })
-        .or_else(|| doc.select(sel!("h1")).find(|e| !in_chrome(*e)).map(text_of))
+        .or_else(|| {
+            doc.select(sel!("h1"))
+                .find(|e| !chrome.has(*e))
+                .map(text_of)
+        })
         .or_else(|| doc.select(sel!("title")).next().map(text_of))
         .unwrap_or_default();
     strip_site_name(&raw, &site_names, page_url.host())
@@ -376,7 +425,7 @@ pub fn strip_site_name(title: &str, site_names: &[String], host: &str) -> String
     t.trim().to_string()
 }
 
-fn date(doc: &Html, root: ElementRef, page_url: &Url) -> Option<PostDate> {
+fn date(doc: &Html, root: ElementRef, page_url: &Url, chrome: &Chrome) -> Option<PostDate> {
     let published = sel!(
         "meta[property='article:published_time'], meta[itemprop=datePublished], meta[name='article:published_time']"
     );
@@ -392,7 +441,7 @@ fn date(doc: &Html, root: ElementRef, page_url: &Url) -> Option<PostDate> {
     );
     if let Some(d) = root
         .select(timed)
-        .filter(|t| !in_chrome(*t))
+        .filter(|t| !chrome.has(*t))
         .filter_map(|t| t.attr("datetime"))
         .find_map(dates::parse_machine)
     {
@@ -415,7 +464,7 @@ fn date(doc: &Html, root: ElementRef, page_url: &Url) -> Option<PostDate> {
         sel!(".date-header, .entry-meta, .post-meta, .posted-on, .post-date, .entry-date, .byline");
     if let Some(day) = doc
         .select(dated)
-        .filter(|e| !in_chrome(*e))
+        .filter(|e| !chrome.has(*e))
         .find_map(|e| dates::from_text(&text_of(e)))
     {
         return Some(PostDate::day(day));
@@ -513,11 +562,16 @@ fn label_before(a: ElementRef) -> String {
     clean(&label)
 }
 
-fn download_links(root: ElementRef, page_url: &Url, hosts: &Hosts) -> Vec<DownloadLink> {
+fn download_links(
+    root: ElementRef,
+    page_url: &Url,
+    hosts: &Hosts,
+    chrome: &Chrome,
+) -> Vec<DownloadLink> {
     let mut seen = HashSet::new();
     let mut links = Vec::new();
     for a in root.select(sel!("a[href]")) {
-        if in_chrome(a) {
+        if chrome.has(a) {
             continue;
         }
         let Some(url) = a.attr("href").and_then(|h| page_url.join(h)) else {

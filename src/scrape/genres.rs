@@ -82,6 +82,28 @@ pub fn tokens(text: &str) -> Vec<String> {
     out
 }
 
+/// `tokens` over already-lowercased text, borrowing instead of allocating.
+fn token_slices(lower: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in lower.char_indices() {
+        if c.is_alphanumeric() {
+            start.get_or_insert(i);
+        } else {
+            if let Some(s) = start.take() {
+                out.push(&lower[s..i]);
+            }
+            if c == '&' {
+                out.push(&lower[i..i + 1]);
+            }
+        }
+    }
+    if let Some(s) = start {
+        out.push(&lower[s..]);
+    }
+    out
+}
+
 #[derive(Debug, Clone)]
 pub struct GenreMatcher {
     /// Canonical wanted genres, as the user wrote them (trimmed, lowercase).
@@ -134,11 +156,16 @@ impl GenreMatcher {
 
     /// Marks in `hits` (indexed like `wanted()`) each genre found in `text`.
     pub fn scan(&self, text: &str, hits: &mut [bool]) {
-        let toks = tokens(text);
+        // Lowercase once and slice tokens out of it: per-token Strings made
+        // matching cost more than parsing the page.
+        let lower = text.to_lowercase();
+        let toks = token_slices(&lower);
         for i in 0..toks.len() {
-            if let Some(pats) = self.by_first.get(&toks[i]) {
+            if let Some(pats) = self.by_first.get(toks[i]) {
                 for (pat, idx) in pats {
-                    if toks[i..].starts_with(pat) {
+                    if toks.len() - i >= pat.len()
+                        && pat.iter().zip(&toks[i..]).all(|(p, t)| p == t)
+                    {
                         hits[*idx] = true;
                     }
                 }
@@ -167,6 +194,12 @@ mod tests {
 
     fn m(text: &str) -> Vec<String> {
         GenreMatcher::default_genres().matches(&[text])
+    }
+
+    #[test]
+    fn borrowed_tokens_agree_with_owned() {
+        let t = "Drum&Bass, NU-disco · Électro 2-step";
+        assert_eq!(token_slices(&t.to_lowercase()), tokens(t));
     }
 
     #[test]
