@@ -77,6 +77,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = query::ExportFormat::Jsonl)]
         format: query::ExportFormat,
     },
+    /// Find posts on a music blog, keep the wanted genres, extract download links.
+    Scrape(musicdex::scrape::ScrapeArgs),
     /// Generate a synthetic, seed-deterministic library for benchmarks and tests.
     GenLibrary {
         /// Directory to create (must be empty or absent).
@@ -177,6 +179,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut out = std::io::BufWriter::new(stdout.lock());
             query::export(&conn, format, &mut out)?;
         }
+        Command::Scrape(args) => musicdex::scrape::run(args)?,
         Command::GenLibrary {
             dir,
             files,

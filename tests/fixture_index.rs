@@ -37,7 +37,10 @@ fn fixture_library_is_indexed_as_written() {
     for e in files {
         let rel = e["path"].as_str().unwrap();
         let r = rows.get(rel).unwrap_or_else(|| panic!("no row for {rel}"));
-        assert_eq!(r["file_format"], e["extension"].as_str().unwrap().to_lowercase());
+        assert_eq!(
+            r["file_format"],
+            e["extension"].as_str().unwrap().to_lowercase()
+        );
         assert!(r["file_content_hash"].is_string(), "{rel}");
         if e["empty"].as_bool().unwrap() || e["truncated"].as_bool().unwrap() {
             if !r["error"].is_null() {
@@ -58,7 +61,10 @@ fn fixture_library_is_indexed_as_written() {
             assert_eq!(r[ours], e[theirs], "{rel}: {ours}");
         }
         let d = r["duration"].as_f64().unwrap();
-        assert!((d - e["duration"].as_f64().unwrap()).abs() < 0.1, "{rel}: {d}");
+        assert!(
+            (d - e["duration"].as_f64().unwrap()).abs() < 0.1,
+            "{rel}: {d}"
+        );
         assert!(r["sample_rate"].as_u64().unwrap() > 0);
     }
     assert!(errors >= 1, "the empty file is recorded with its error");
