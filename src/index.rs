@@ -108,6 +108,7 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
     let run_id = conn.last_insert_rowid();
 
     let known = Known::load(&conn, &roots)?;
+    engine::install_sigint_handler();
     let load_secs = started.elapsed().as_secs_f64();
 
     let counters = Counters::default();
@@ -144,7 +145,32 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
     };
     // A writer error explains an engine's "writer stopped", so report it first.
     let (mut conn, report, seen) = writer_result?;
-    let problems = engine_result?;
+    let problems = match engine_result {
+        Ok(p) => p,
+        Err(e) => {
+            // Whatever the writer committed stays; nothing is marked missing from a
+            // partial walk.
+            let status = if e.is::<engine::Interrupted>() {
+                "interrupted"
+            } else {
+                "failed"
+            };
+            let _ = conn.execute(
+                "UPDATE library_stats SET finished_at = ?1, status = ?2, added = ?3,
+                    updated = ?4, unchanged = ?5, errors = ?6 WHERE id = ?7",
+                params![
+                    now_rfc3339(),
+                    status,
+                    report.added as i64,
+                    report.updated as i64,
+                    report.unchanged as i64,
+                    report.errors as i64,
+                    run_id
+                ],
+            );
+            return Err(e);
+        }
+    };
     let scan_secs = scan_started.elapsed().as_secs_f64();
 
     let finish_started = Instant::now();

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use musicdex::dupes::{self, By};
 use musicdex::engine::EngineKind;
+use musicdex::r#gen::{self, GenOptions, Mix};
 use musicdex::index::{self, IndexOptions};
 use musicdex::scan::{ExtFilter, WalkOptions};
 use musicdex::store::writer::WriterOptions;
@@ -143,6 +144,33 @@ enum Command {
         #[arg(long, value_enum, default_value_t = query::ExportFormat::Jsonl)]
         format: query::ExportFormat,
     },
+    /// Find posts on a music blog, keep the wanted genres, extract download links.
+    Scrape(musicdex::scrape::ScrapeArgs),
+    /// Generate a synthetic, seed-deterministic library for benchmarks and tests.
+    GenLibrary {
+        /// Directory to create (must be empty or absent).
+        dir: PathBuf,
+        #[arg(long)]
+        files: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, value_enum, default_value_t = MixArg::Music)]
+        mix: MixArg,
+        /// Writer threads (default: one per core); the output does not depend on it.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MixArg {
+    /// Sparse files of 3–40 MB: real head and tail, a hole between.
+    Music,
+    /// Real files of 1–300 KB, for tests of file count.
+    Small,
 }
 
 fn main() -> ExitCode {
@@ -151,7 +179,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("musicdex: {e:#}");
-            ExitCode::from(1)
+            if e.is::<musicdex::engine::Interrupted>() {
+                ExitCode::from(130)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }
@@ -266,6 +298,34 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let report = dupes::vet::run(&conn, &opts)?;
             print_report(json, &report, dupes::report::print_vet)?;
+        }
+        Command::Scrape(args) => musicdex::scrape::run(args)?,
+        Command::GenLibrary {
+            dir,
+            files,
+            seed,
+            mix,
+            threads,
+            json,
+        } => {
+            let mix = match mix {
+                MixArg::Music => Mix::Music,
+                MixArg::Small => Mix::Small,
+            };
+            let report = r#gen::generate(
+                &dir,
+                &GenOptions {
+                    files,
+                    seed,
+                    mix,
+                    threads,
+                },
+            )?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                r#gen::print_report(&report);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

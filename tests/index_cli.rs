@@ -390,6 +390,15 @@ fn default_database_location_and_stats() {
 
 #[test]
 fn kill_mid_run_leaves_a_consistent_database() {
+    interrupt_mid_run(libc::SIGKILL);
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_the_next_run_completes() {
+    interrupt_mid_run(libc::SIGINT);
+}
+
+fn interrupt_mid_run(signal: i32) {
     let tmp = tempfile::tempdir().unwrap();
     let lib = tmp.path().join("lib");
     let src: Vec<PathBuf> = ["full.mp3", "full.flac", "full.ogg", "full.m4a"]
@@ -435,13 +444,44 @@ fn kill_mid_run_leaves_a_consistent_database() {
             break;
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    if signal == libc::SIGKILL {
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "the run ended before it could be killed"
+        );
+    } else {
+        assert_eq!(
+            status.code(),
+            Some(130),
+            "Ctrl-C is a clean stop with exit 130"
+        );
+    }
     let conn = rusqlite::Connection::open(&db).unwrap();
     let check: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(check, "ok");
+    if signal == libc::SIGINT {
+        let st: String = conn
+            .query_row(
+                "SELECT status FROM library_stats ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(st, "interrupted");
+    }
+    let partial: i64 = conn
+        .query_row("SELECT count(*) FROM library_index", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        (partial as usize) < total,
+        "interrupted mid-run, so only part was written"
+    );
     drop(conn);
     let s = index_json(&lib, &db, &[]);
     assert_eq!(n(&s, "files_found") as usize, total);

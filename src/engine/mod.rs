@@ -4,7 +4,7 @@
 pub mod sequential;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use anyhow::Result;
 use crossbeam_channel::Sender;
@@ -69,6 +69,37 @@ pub fn decide(known: Option<&KnownFile>, stat: Stat, full: bool) -> Option<Known
     }
 }
 
+/// Set by the SIGINT handler. Every engine sends through [`Batcher`], which checks it, so
+/// Ctrl-C stops all of them at the next file and the writer commits what it has.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// The error an engine returns when it stopped because of Ctrl-C.
+#[derive(Debug)]
+pub struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted; what was indexed is saved and the next run completes the work")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    if INTERRUPTED.swap(true, Ordering::SeqCst) {
+        // A second Ctrl-C means now: the database is consistent at any instant.
+        unsafe { libc::_exit(130) };
+    }
+}
+
+/// Route the first Ctrl-C to a clean stop instead of an abrupt exit.
+pub fn install_sigint_handler() {
+    // SAFETY: the handler only touches an atomic and calls _exit, both async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+    }
+}
+
 /// Buffers changes and sends them in batches.
 pub struct Batcher {
     tx: Sender<Vec<Change>>,
@@ -84,6 +115,10 @@ impl Batcher {
     }
 
     pub fn push(&mut self, c: Change) -> Result<()> {
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            self.flush()?;
+            return Err(Interrupted.into());
+        }
         self.buf.push(c);
         if self.buf.len() >= SEND_BATCH {
             self.flush()?;

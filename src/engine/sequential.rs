@@ -16,9 +16,6 @@ pub fn run(ctx: &EngineContext, tx: Sender<Vec<Change>>) -> Result<WalkProblems>
     let mut out = Batcher::new(tx);
     let mut failure = None;
     let problems = walk_sequential(ctx.roots, ctx.walk, |path| {
-        if failure.is_some() {
-            return;
-        }
         ctx.counters.found.fetch_add(1, Ordering::Relaxed);
         let meta = if ctx.walk.follow_symlinks {
             fs::metadata(&path)
@@ -60,7 +57,9 @@ pub fn run(ctx: &EngineContext, tx: Sender<Vec<Change>>) -> Result<WalkProblems>
         };
         if let Err(e) = out.push(change) {
             failure = Some(e);
+            return false;
         }
+        true
     });
     if let Some(e) = failure {
         return Err(e);

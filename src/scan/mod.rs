@@ -132,12 +132,12 @@ impl WalkProblems {
 }
 
 /// The reference walk: one thread, std::fs, depth first. Calls `on_file` for every
-/// matching file. Symlinks are skipped unless followed; followed directory links are
+/// matching file, until it returns `false`. Symlinks are skipped unless followed; followed directory links are
 /// checked against the (device, inode) of every directory on the way, so loops end.
 pub fn walk_sequential(
     roots: &[PathBuf],
     opts: &WalkOptions,
-    mut on_file: impl FnMut(PathBuf),
+    mut on_file: impl FnMut(PathBuf) -> bool,
 ) -> WalkProblems {
     let mut problems = WalkProblems::default();
     let mut visited: HashSet<(u64, u64)> = HashSet::new();
@@ -150,8 +150,8 @@ pub fn walk_sequential(
             }
         };
         if meta.is_file() {
-            if opts.filter.matches(root) {
-                on_file(root.clone());
+            if opts.filter.matches(root) && !on_file(root.clone()) {
+                return problems;
             }
             continue;
         }
@@ -185,8 +185,8 @@ pub fn walk_sequential(
                 if ft.is_dir() {
                     subdirs.push(path);
                 } else if ft.is_file() {
-                    if opts.filter.matches(&path) {
-                        on_file(path);
+                    if opts.filter.matches(&path) && !on_file(path) {
+                        return problems;
                     }
                 } else if ft.is_symlink() && opts.follow_symlinks {
                     match fs::metadata(&path) {
@@ -201,8 +201,8 @@ pub fn walk_sequential(
                             }
                         }
                         Ok(m) if m.is_file() => {
-                            if opts.filter.matches(&path) {
-                                on_file(path);
+                            if opts.filter.matches(&path) && !on_file(path) {
+                                return problems;
                             }
                         }
                         Ok(_) => {}
