@@ -1,7 +1,9 @@
 //! Engines turn the roots of a run into [`Change`]s for the writer. The sequential engine
 //! is the reference; every other engine must produce the same rows.
 
+pub mod file;
 pub mod sequential;
+pub mod threads;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,12 +22,15 @@ use crate::store::{Known, KnownFile};
 pub enum EngineKind {
     /// One thread, std::fs, lofty reading from the path: the reference.
     Sequential,
+    /// A pool of threads doing blocking syscalls: the fallback where io_uring is refused.
+    Threads,
 }
 
 impl EngineKind {
     pub fn name(self) -> &'static str {
         match self {
             EngineKind::Sequential => "sequential",
+            EngineKind::Threads => "threads",
         }
     }
 }
@@ -106,5 +111,6 @@ impl Batcher {
 pub fn run(kind: EngineKind, ctx: &EngineContext, tx: Sender<Vec<Change>>) -> Result<WalkProblems> {
     match kind {
         EngineKind::Sequential => sequential::run(ctx, tx),
+        EngineKind::Threads => threads::run(ctx, tx),
     }
 }
