@@ -396,7 +396,8 @@ fn kill_mid_run_leaves_a_consistent_database() {
         .iter()
         .map(|n| corpus().join("files/beets").join(n))
         .collect();
-    let total = 3000;
+    // Enough files that the run is still going after its first committed batch.
+    let total = 8000;
     for i in 0..total {
         let d = lib.join(format!("a{}", i / 100));
         if i % 100 == 0 {

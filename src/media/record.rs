@@ -2,13 +2,13 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::hash;
-use super::tags::{self, TagInfo};
+use super::tags::{self, Parsed, TagInfo};
 
 /// Size and modification time: the two facts incremental runs compare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,14 +48,20 @@ impl FileRecord {
         path: PathBuf,
         stat: Stat,
         content: Result<String, String>,
-        parsed: Result<TagInfo, String>,
+        parsed: Result<Parsed, String>,
     ) -> FileRecord {
         let mut errors = Vec::new();
         let content_hash = content.map_err(|e| errors.push(e)).ok();
-        let tags = parsed.unwrap_or_else(|e| {
-            errors.push(e);
-            TagInfo::default()
-        });
+        let tags = match parsed {
+            Ok(p) => {
+                errors.extend(p.error);
+                p.info
+            }
+            Err(e) => {
+                errors.push(e);
+                TagInfo::default()
+            }
+        };
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -75,7 +81,7 @@ impl FileRecord {
 
     /// A file that was listed but could not even be stat'ed or opened.
     pub fn failed(path: PathBuf, stat: Stat, error: String) -> FileRecord {
-        let mut r = FileRecord::assemble(path, stat, Err(error.clone()), Err(String::new()));
+        let mut r = FileRecord::assemble(path, stat, Err(String::new()), Err(String::new()));
         r.error = Some(error);
         r
     }
@@ -152,10 +158,8 @@ pub fn read_reference_file(file: File, path: PathBuf, stat: Stat) -> FileRecord 
     FileRecord::assemble(path, stat, content, parsed)
 }
 
-fn parse_file(mut file: File, path: &Path) -> Result<TagInfo, String> {
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| format!("tags: {e}"))?;
-    tags::parse(BufReader::new(file.by_ref()), path)
+fn parse_file(file: File, path: &Path) -> Result<Parsed, String> {
+    tags::parse(&mut BufReader::new(file), path)
 }
 
 #[cfg(test)]

@@ -3,12 +3,12 @@
 //! [`parse`], so they cannot disagree about what a file says.
 
 use std::cell::Cell;
-use std::io::{Read, Seek};
+use std::io::{Read, Seek, SeekFrom};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::Once;
 
-use lofty::config::ParseOptions;
+use lofty::config::{ParseOptions, ParsingMode};
 use lofty::file::{AudioFile, FileType, TaggedFile, TaggedFileExt};
 use lofty::prelude::{Accessor, ItemKey};
 use lofty::probe::Probe;
@@ -55,13 +55,18 @@ pub fn install_quiet_panic_hook() {
 /// extension gives the first guess of the format and the content overrides it, so a
 /// mislabelled file (an Opus stream named .ogg) still parses.
 ///
-/// The error is the text recorded in the row's `error` column. A reader that serves
-/// only part of the file records on its own side which bytes were asked for; the engine
-/// checks that after a failure rather than trusting the error's shape.
-pub fn parse<R: Read + Seek>(reader: R, path: &Path) -> Result<TagInfo, String> {
+/// A malformed file is tried again leniently (lofty's relaxed mode drops the bad field,
+/// e.g. an unparseable date, instead of the whole file), then for its tags alone (a file
+/// with no audio track still has a title). The error is the text recorded in the row's
+/// `error` column; it is `Err` only when not even the tags could be read.
+///
+/// The reader is rewound before each attempt. A view that holds only part of the file
+/// must check after this returns, success or not, whether lofty asked for bytes it did
+/// not hold: a lenient retry can swallow that error.
+pub fn parse<R: Read + Seek>(reader: &mut R, path: &Path) -> Result<Parsed, String> {
     install_quiet_panic_hook();
     IN_PARSER.with(|c| c.set(true));
-    let result = catch_unwind(AssertUnwindSafe(|| parse_inner(reader, path)));
+    let result = catch_unwind(AssertUnwindSafe(|| parse_with_retries(reader, path)));
     IN_PARSER.with(|c| c.set(false));
     match result {
         Ok(r) => r,
@@ -76,8 +81,50 @@ pub fn parse<R: Read + Seek>(reader: R, path: &Path) -> Result<TagInfo, String> 
     }
 }
 
-fn parse_inner<R: Read + Seek>(reader: R, path: &Path) -> Result<TagInfo, String> {
-    let mut probe = Probe::new(reader).options(ParseOptions::new());
+/// Tags that were read, and why the audio properties were not, if they were not.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Parsed {
+    pub info: TagInfo,
+    pub error: Option<String>,
+}
+
+fn parse_with_retries<R: Read + Seek>(reader: &mut R, path: &Path) -> Result<Parsed, String> {
+    let first = match parse_once(reader, path, ParseOptions::new()) {
+        Ok(info) => return Ok(Parsed { info, error: None }),
+        Err(e) => e,
+    };
+    let mut relaxed = ParseOptions::new().parsing_mode(ParsingMode::Relaxed);
+    if let Ok(info) = parse_once(reader, path, relaxed) {
+        return Ok(Parsed { info, error: None });
+    }
+    match parse_once(reader, path, relaxed.read_properties(false)) {
+        Ok(mut info) => {
+            // Properties were not read: say so rather than report a zero duration.
+            info.duration = None;
+            info.bitrate = None;
+            info.sample_rate = None;
+            info.channels = None;
+            if info == TagInfo::default() {
+                return Err(first);
+            }
+            Ok(Parsed {
+                info,
+                error: Some(first),
+            })
+        }
+        Err(_) => Err(first),
+    }
+}
+
+fn parse_once<R: Read + Seek>(
+    reader: &mut R,
+    path: &Path,
+    options: ParseOptions,
+) -> Result<TagInfo, String> {
+    reader
+        .seek(SeekFrom::Start(0))
+        .map_err(|e| format!("tags: {e}"))?;
+    let mut probe = Probe::new(&mut *reader).options(options);
     if let Some(ft) = FileType::from_path(path) {
         probe = probe.set_file_type(ft);
     }
@@ -152,16 +199,25 @@ fn year_of(tag: &Tag) -> Option<i32> {
     .find_map(|k| tag.get_string(k).and_then(leading_year))
 }
 
-/// "1987-03-31", "1987/03/31", "1987" → 1987. Anything without four leading digits is
-/// not a year.
+/// The first standalone run of exactly four digits: "1987-03-31", "1987/03/31",
+/// "Oct 3, 1995" → the year; "87" or "12345" is not one.
 fn leading_year(s: &str) -> Option<i32> {
-    let s = s.trim();
-    let digits: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
-    if digits.len() == 4 {
-        digits.parse().ok()
-    } else {
-        None
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() {
+            let start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i - start == 4 {
+                return s[start..i].parse().ok();
+            }
+        } else {
+            i += 1;
+        }
     }
+    None
 }
 
 #[cfg(test)]
@@ -174,14 +230,18 @@ mod tests {
         assert_eq!(leading_year(" 2001"), Some(2001));
         assert_eq!(leading_year("87"), None);
         assert_eq!(leading_year("abcd"), None);
+        assert_eq!(leading_year("Oct 3, 1995"), Some(1995));
+        assert_eq!(leading_year("12345"), None);
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        let data = vec![0xffu8; 4096];
-        let r = parse(std::io::Cursor::new(data), Path::new("x.mp3"));
-        assert!(r.is_err() || r.is_ok());
-        let r = parse(std::io::Cursor::new(Vec::new()), Path::new("x.flac"));
+        let r = parse(
+            &mut std::io::Cursor::new(vec![0x5au8; 4096]),
+            Path::new("x.mp3"),
+        );
+        assert!(r.unwrap_err().starts_with("tags: "));
+        let r = parse(&mut std::io::Cursor::new(Vec::new()), Path::new("x.flac"));
         assert!(r.is_err());
     }
 }

@@ -18,12 +18,11 @@ pub fn corpus() -> PathBuf {
 }
 
 pub fn musicdex(args: &[&str]) -> Output {
-    let out = Command::new(bin())
+    Command::new(bin())
         .args(args)
         .env_remove("MUSICDEX_DB")
         .output()
-        .expect("run musicdex");
-    out
+        .expect("run musicdex")
 }
 
 /// Run and insist on success, returning stdout.
