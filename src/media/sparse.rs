@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use super::tags::{self, TagInfo};
+use super::tags::{self, Parsed};
 
 /// Byte ranges `[start, end)` a parse asked for and the view did not hold.
 #[derive(Debug, Default)]
@@ -190,7 +190,7 @@ pub fn add_segment(segments: &mut Vec<Segment>, seg: Segment) {
 
 /// One parse attempt over the bytes held so far.
 pub enum Attempt {
-    Parsed(Result<TagInfo, String>),
+    Parsed(Result<Parsed, String>),
     /// The parse touched bytes not held: fetch these `(offset, len)` ranges and try again.
     Fetch(Vec<(u64, usize)>),
 }
@@ -200,7 +200,7 @@ pub enum Attempt {
 /// missing ranges are returned instead.
 pub fn attempt(len: u64, segments: &[Segment], path: &Path, round: u32) -> Attempt {
     let misses = Misses::default();
-    let result = tags::parse(SparseReader::new(len, segments, &misses), path);
+    let result = tags::parse(&mut SparseReader::new(len, segments, &misses), path);
     let missed = misses.take();
     if missed.is_empty() {
         return Attempt::Parsed(result);
