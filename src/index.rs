@@ -144,7 +144,7 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
     };
     // A writer error explains an engine's "writer stopped", so report it first.
     let (mut conn, report, seen) = writer_result?;
-    let problems = engine_result?;
+    let (problems, engine_used) = engine_result?;
     let scan_secs = scan_started.elapsed().as_secs_f64();
 
     let finish_started = Instant::now();
@@ -154,7 +154,8 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
     let errors = report.errors + problems.errors;
     conn.execute(
         "UPDATE library_stats SET finished_at = ?1, duration_secs = ?2, status = 'complete',
-            files_found = ?3, added = ?4, updated = ?5, unchanged = ?6, removed = ?7, errors = ?8
+            files_found = ?3, added = ?4, updated = ?5, unchanged = ?6, removed = ?7, errors = ?8,
+            engine = ?10
          WHERE id = ?9",
         params![
             now_rfc3339(),
@@ -165,7 +166,8 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
             report.unchanged as i64,
             removed as i64,
             errors as i64,
-            run_id
+            run_id,
+            engine_used.name()
         ],
     )?;
     // Fold the WAL back so the database file alone is the index when we exit.
@@ -187,7 +189,7 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
         } else {
             0.0
         },
-        engine: opts.engine.name(),
+        engine: engine_used.name(),
         threads: opts.threads,
         db: opts.db.display().to_string(),
         metrics: Metrics {

@@ -34,7 +34,7 @@ enum Command {
         /// Database file [default: $MUSICDEX_DB, else $XDG_DATA_HOME/musicdex/library.db]
         #[arg(long)]
         db: Option<PathBuf>,
-        #[arg(long, value_enum, default_value_t = EngineKind::Sequential)]
+        #[arg(long, value_enum, default_value_t = EngineKind::Uring)]
         engine: EngineKind,
         /// Worker threads [default: cores available]
         #[arg(long)]

@@ -49,7 +49,18 @@ pub fn triage(ctx: &EngineContext, dir: &Dir, name: &CStr) -> Triage {
     ctx.counters.found.fetch_add(1, Ordering::Relaxed);
     let path = dir.path_of(name);
     let known = ctx.known.get(&path).copied();
-    match stat_at(dir, name, ctx.walk.follow_symlinks) {
+    let stat = stat_at(dir, name, ctx.walk.follow_symlinks);
+    triage_stat(ctx, path, known, stat)
+}
+
+/// The decision once the stat is in, however it was made.
+pub fn triage_stat(
+    ctx: &EngineContext,
+    path: PathBuf,
+    known: Option<KnownFile>,
+    stat: io::Result<Stat>,
+) -> Triage {
+    match stat {
         Err(e) => Triage::Done(Change::Record {
             record: Box::new(FileRecord::failed(
                 path,
@@ -134,4 +145,57 @@ pub fn read_blocking(
         "the fetch plan takes every missing byte by round {}",
         sparse::MAX_ROUNDS
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::record::read_reference;
+    use std::sync::Arc;
+
+    fn open_dir(path: &std::path::Path) -> Dir {
+        Dir {
+            fd: rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap(),
+            path: path.to_path_buf(),
+        }
+    }
+
+    #[test]
+    fn a_file_changed_after_its_stat_is_recorded_as_the_reference_records_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/corpus/files/beets/full.flac");
+        let bytes = std::fs::read(src).unwrap();
+        let mut big = bytes.clone();
+        while big.len() < 300_000 {
+            big.extend_from_slice(&bytes);
+        }
+        let dir = Arc::new(open_dir(tmp.path()));
+        let counters = Counters::default();
+        for (name, data, cut) in [
+            ("small.flac", &bytes, bytes.len() / 2),
+            ("big.flac", &big, 100_000),
+            ("big2.flac", &big, 10),
+            ("gone.flac", &big, usize::MAX),
+        ] {
+            let path = tmp.path().join(name);
+            std::fs::write(&path, data).unwrap();
+            let cname = std::ffi::CString::new(name).unwrap();
+            let stat = stat_at(&dir, &cname, false).unwrap();
+            if cut == usize::MAX {
+                std::fs::remove_file(&path).unwrap();
+            } else {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .unwrap()
+                    .set_len(cut as u64)
+                    .unwrap();
+            }
+            let fast = read_blocking(&dir, &cname, path.clone(), stat, &counters);
+            let reference = read_reference(path, stat);
+            assert_eq!(fast, reference, "{name}");
+            assert!(fast.error.is_some(), "{name}: {fast:?}");
+        }
+    }
 }

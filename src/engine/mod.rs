@@ -4,6 +4,7 @@
 pub mod file;
 pub mod sequential;
 pub mod threads;
+pub mod uring;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +25,8 @@ pub enum EngineKind {
     Sequential,
     /// A pool of threads doing blocking syscalls: the fallback where io_uring is refused.
     Threads,
+    /// One io_uring per core; falls back to `threads` where io_uring is refused.
+    Uring,
 }
 
 impl EngineKind {
@@ -31,6 +34,7 @@ impl EngineKind {
         match self {
             EngineKind::Sequential => "sequential",
             EngineKind::Threads => "threads",
+            EngineKind::Uring => "uring",
         }
     }
 }
@@ -107,10 +111,27 @@ impl Batcher {
     }
 }
 
-/// Run `kind` over the context's roots.
-pub fn run(kind: EngineKind, ctx: &EngineContext, tx: Sender<Vec<Change>>) -> Result<WalkProblems> {
+/// Run `kind` over the context's roots. Returns what the walk could not read and the
+/// engine that actually ran: `uring` falls back to `threads`, with a one-line notice,
+/// where io_uring is refused (seccomp, `kernel.io_uring_disabled`, RLIMIT_MEMLOCK, an old
+/// kernel).
+pub fn run(
+    kind: EngineKind,
+    ctx: &EngineContext,
+    tx: Sender<Vec<Change>>,
+) -> Result<(WalkProblems, EngineKind)> {
     match kind {
-        EngineKind::Sequential => sequential::run(ctx, tx),
-        EngineKind::Threads => threads::run(ctx, tx),
+        EngineKind::Sequential => Ok((sequential::run(ctx, tx)?, kind)),
+        EngineKind::Threads => Ok((threads::run(ctx, tx)?, kind)),
+        EngineKind::Uring => {
+            let cfg = uring::Config::for_threads(ctx.threads);
+            match uring::probe(&cfg) {
+                Ok(()) => Ok((uring::run(ctx, tx, cfg)?, kind)),
+                Err(e) => {
+                    eprintln!("musicdex: io_uring unavailable ({e}); using the threads engine");
+                    Ok((threads::run(ctx, tx)?, EngineKind::Threads))
+                }
+            }
+        }
     }
 }

@@ -111,8 +111,7 @@ impl<'a> ParallelWalk<'a> {
                     }
                 }
                 Ok(st) => {
-                    walk.lock_visited()
-                        .insert((st.st_dev as u64, st.st_ino as u64));
+                    walk.lock_visited().insert((st.st_dev, st.st_ino));
                     initial.push(Work::Dir(root.clone()));
                 }
             }
@@ -253,19 +252,14 @@ impl<'a> ParallelWalk<'a> {
             }
             match ft {
                 FileType::Directory => subdirs.push(name.to_owned()),
-                FileType::RegularFile => {
-                    if self.opts.filter.matches_name(bytes) {
-                        names.push(name.to_owned());
-                    }
+                FileType::RegularFile if self.opts.filter.matches_name(bytes) => {
+                    names.push(name.to_owned());
                 }
                 FileType::Symlink if follow => {
                     match rustix::fs::statat(&fd, name, AtFlags::empty()) {
                         Ok(st) => match FileType::from_raw_mode(st.st_mode) {
                             FileType::Directory => {
-                                if self
-                                    .lock_visited()
-                                    .insert((st.st_dev as u64, st.st_ino as u64))
-                                {
+                                if self.lock_visited().insert((st.st_dev, st.st_ino)) {
                                     subdirs.push(name.to_owned());
                                 } else {
                                     eprintln!(
@@ -274,10 +268,8 @@ impl<'a> ParallelWalk<'a> {
                                     );
                                 }
                             }
-                            FileType::RegularFile => {
-                                if self.opts.filter.matches_name(bytes) {
-                                    names.push(name.to_owned());
-                                }
+                            FileType::RegularFile if self.opts.filter.matches_name(bytes) => {
+                                names.push(name.to_owned());
                             }
                             _ => {}
                         },
@@ -300,7 +292,7 @@ impl<'a> ParallelWalk<'a> {
                 if let Ok(st) = rustix::fs::statat(&fd, sub.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
                     && FileType::from_raw_mode(st.st_mode) == FileType::Directory
                 {
-                    visited.insert((st.st_dev as u64, st.st_ino as u64));
+                    visited.insert((st.st_dev, st.st_ino));
                 }
             }
         }
