@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use musicdex::engine::EngineKind;
+use musicdex::r#gen::{self, GenOptions, Mix};
 use musicdex::index::{self, IndexOptions};
 use musicdex::scan::{ExtFilter, WalkOptions};
 use musicdex::store::writer::WriterOptions;
@@ -76,6 +77,29 @@ enum Command {
         #[arg(long, value_enum, default_value_t = query::ExportFormat::Jsonl)]
         format: query::ExportFormat,
     },
+    /// Generate a synthetic, seed-deterministic library for benchmarks and tests.
+    GenLibrary {
+        /// Directory to create (must be empty or absent).
+        dir: PathBuf,
+        #[arg(long)]
+        files: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, value_enum, default_value_t = MixArg::Music)]
+        mix: MixArg,
+        /// Writer threads (default: one per core); the output does not depend on it.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MixArg {
+    Music,
+    Small,
 }
 
 fn main() -> ExitCode {
@@ -146,6 +170,46 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             query::export(&conn, format, &mut out)?;
+        }
+        Command::GenLibrary {
+            dir,
+            files,
+            seed,
+            mix,
+            threads,
+            json,
+        } => {
+            let mix = match mix {
+                MixArg::Music => Mix::Music,
+                MixArg::Small => Mix::Small,
+            };
+            let report = r#gen::generate(
+                &dir,
+                &GenOptions {
+                    files,
+                    seed,
+                    mix,
+                    threads,
+                },
+            )?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "generated {} files ({} corrupt, {} with cover art) in {:.1}s into {}",
+                    report.files,
+                    report.corrupt,
+                    report.with_cover,
+                    report.elapsed_secs,
+                    report.dir.display()
+                );
+                println!(
+                    "apparent size {:.1} GiB, on disk {:.1} GiB; formats {:?}",
+                    report.apparent_bytes as f64 / (1u64 << 30) as f64,
+                    report.disk_bytes as f64 / (1u64 << 30) as f64,
+                    report.formats
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
