@@ -184,7 +184,8 @@ fn worker(
         ring,
         slots: (0..cfg.window).map(|_| Slot::default()).collect(),
         free: (0..cfg.window).rev().collect(),
-        pool: Vec::new(),
+        pool: Pool::default(),
+        target: MIN_WINDOW.min(cfg.window),
         ctx,
         cfg,
         out: Batcher::new(tx),
@@ -237,9 +238,11 @@ struct Slot {
     path: PathBuf,
     stat: Option<Stat>,
     known: Option<KnownFile>,
+    /// Bytes held, sorted by offset.
     segments: Vec<Segment>,
-    /// Index in `segments` of what each READ of the chain in flight fills.
-    reading: Vec<usize>,
+    /// What each READ of the chain in flight fills: an offset and a buffer whose spare
+    /// capacity the kernel writes (never zero-filled first: that cost as much as a copy).
+    reading: Vec<(u64, Vec<u8>, usize)>,
     /// Results of the chain in flight: OPENAT, the READs, CLOSE.
     results: Vec<i32>,
     waiting: usize,
@@ -250,11 +253,52 @@ struct Slot {
 
 const OP_BITS: u64 = 16;
 const OP_STATX: u64 = (1 << OP_BITS) - 1;
-/// Buffers kept for reuse: enough for every slot's head and tail.
-const POOL_BUF_MAX: usize = 2 * sparse_chunk();
+/// Files in flight when reads complete as fast as they are asked for (a warm cache): a
+/// small window keeps each file's bytes in the CPU cache from the kernel's copy to the
+/// MD5, which a window of 64 files (12 MiB of buffers) does not.
+const MIN_WINDOW: usize = 4;
 
-const fn sparse_chunk() -> usize {
-    crate::media::hash::CHUNK as usize
+/// Read buffers of finished files, reused: fresh large allocations cost page faults and
+/// a kernel copy into cold memory, more than the copy itself.
+#[derive(Default)]
+struct Pool {
+    bufs: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+impl Pool {
+    /// Enough for every slot's head and tail plus some cover art, per ring.
+    const MAX_BYTES: usize = 24 << 20;
+    const MAX_BUF: usize = 4 << 20;
+
+    /// An empty buffer with room for `len` bytes.
+    fn take(&mut self, len: usize) -> Vec<u8> {
+        let fit = self
+            .bufs
+            .iter()
+            .enumerate()
+            .rev()
+            .take(8)
+            .find(|(_, b)| b.capacity() >= len)
+            .map(|(i, _)| i);
+        match fit {
+            Some(i) => {
+                let b = self.bufs.swap_remove(i);
+                self.bytes -= b.capacity();
+                b
+            }
+            None => Vec::with_capacity(len),
+        }
+    }
+
+    fn put(&mut self, mut b: Vec<u8>) {
+        let cap = b.capacity();
+        if cap <= Self::MAX_BUF && self.bytes + cap <= Self::MAX_BYTES {
+            b.clear();
+            self.bytes += cap;
+            self.bufs.push(b);
+        }
+    }
 }
 
 struct RingWorker<'a> {
@@ -262,7 +306,10 @@ struct RingWorker<'a> {
     slots: Vec<Slot>,
     free: Vec<usize>,
     /// Read buffers of finished files, reused so the hot path does not allocate.
-    pool: Vec<Vec<u8>>,
+    pool: Pool,
+    /// Files to keep in flight now, between MIN_WINDOW and `cfg.window`: grows while the
+    /// thread waits on I/O, shrinks while completions are ready whenever it looks.
+    target: usize,
     ctx: &'a EngineContext<'a>,
     cfg: Config,
     out: Batcher,
@@ -279,7 +326,7 @@ impl RingWorker<'_> {
         let mut walk_done = false;
         loop {
             // Fill the window.
-            while !self.free.is_empty() && !walk_done {
+            while self.in_flight() < self.target && !walk_done {
                 let (dir, name) = match &mut current {
                     Some((b, i)) if *i < b.names.len() => {
                         *i += 1;
@@ -368,23 +415,19 @@ impl RingWorker<'_> {
         slot.round = 0;
         slot.content = None;
         slot.segments.clear();
+        let mut reads = Vec::with_capacity(2);
         for (offset, len) in first_reads(stat.size) {
-            let mut data = self.pool.pop().unwrap_or_default();
-            // Old bytes may remain in a reused buffer; only what the read fills is used.
-            data.resize(len, 0);
-            data.truncate(len);
-            slot.segments.push(Segment { offset, data });
+            reads.push((offset, self.pool.take(len), len));
         }
-        let all: Vec<usize> = (0..slot.segments.len()).collect();
-        self.submit_chain(s, all)
+        self.submit_chain(s, reads)
     }
 
-    /// OPENAT → READ each of `segs` → CLOSE, hard-linked.
-    fn submit_chain(&mut self, s: usize, segs: Vec<usize>) -> Result<()> {
+    /// OPENAT → READ each `(offset, buffer, len)` → CLOSE, hard-linked.
+    fn submit_chain(&mut self, s: usize, reads: Vec<(u64, Vec<u8>, usize)>) -> Result<()> {
         let slot = &mut self.slots[s];
         let dir = slot.dir.as_ref().expect("slot has its directory");
         let fixed = types::Fixed(s as u32);
-        let mut entries = Vec::with_capacity(segs.len() + 2);
+        let mut entries = Vec::with_capacity(reads.len() + 2);
         let dest = types::DestinationSlot::try_from_slot_target(s as u32)
             .map_err(|_| anyhow::anyhow!("direct descriptor slot out of range"))?;
         entries.push(
@@ -394,14 +437,16 @@ impl RingWorker<'_> {
                 .build()
                 .flags(squeue::Flags::IO_HARDLINK),
         );
-        for &i in &segs {
-            let seg = &mut slot.segments[i];
+        slot.reading.clear();
+        for (offset, mut buf, len) in reads {
+            debug_assert!(buf.is_empty() && buf.capacity() >= len);
             entries.push(
-                opcode::Read::new(fixed, seg.data.as_mut_ptr(), seg.data.len() as u32)
-                    .offset(seg.offset)
+                opcode::Read::new(fixed, buf.as_mut_ptr(), len as u32)
+                    .offset(offset)
                     .build()
                     .flags(squeue::Flags::IO_HARDLINK),
             );
+            slot.reading.push((offset, buf, len));
         }
         entries.push(opcode::Close::new(fixed).build());
         for (op, e) in entries.iter_mut().enumerate() {
@@ -410,7 +455,6 @@ impl RingWorker<'_> {
         slot.results.clear();
         slot.results.resize(entries.len(), i32::MIN);
         slot.waiting = entries.len();
-        slot.reading = segs;
         self.push(&entries)
     }
 
@@ -432,12 +476,29 @@ impl RingWorker<'_> {
     }
 
     fn wait_and_reap(&mut self) -> Result<()> {
-        match self.ring.submit_and_wait(1) {
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-            // The completion queue is full: reaping below makes room.
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+        // Submit without waiting first: if completions are already there, the disk keeps
+        // up with this window; if not, more files in flight would keep it busier.
+        let submitted = match self.ring.submit() {
+            Ok(_) => true,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => false,
             Err(e) => return Err(e.into()),
+        };
+        let waited = submitted && self.ring.completion().is_empty();
+        self.target = if waited {
+            (self.target * 2).min(self.cfg.window)
+        } else {
+            self.target
+                .saturating_sub(1)
+                .max(MIN_WINDOW.min(self.cfg.window))
+        };
+        if waited || !submitted {
+            match self.ring.submit_and_wait(1) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                // The completion queue is full: reaping below makes room.
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         let mut done = Vec::new();
         for cqe in self.ring.completion() {
@@ -512,13 +573,18 @@ impl RingWorker<'_> {
                     return self.finish(s, record);
                 }
                 let mut complete = true;
-                for (k, &i) in slot.reading.iter().enumerate() {
+                for (k, (offset, mut data, len)) in
+                    std::mem::take(&mut slot.reading).into_iter().enumerate()
+                {
                     let res = slot.results[k + 1];
-                    if res < 0 || res as usize != slot.segments[i].data.len() {
+                    if res < 0 || res as usize != len {
                         complete = false;
-                    } else {
-                        ctx.counters.add(&ctx.counters.bytes_read, res as u64);
+                        continue;
                     }
+                    // SAFETY: the kernel wrote exactly `res` bytes into the spare capacity.
+                    unsafe { data.set_len(res as usize) };
+                    ctx.counters.add(&ctx.counters.bytes_read, res as u64);
+                    sparse::add_segment(&mut slot.segments, Segment { offset, data });
                 }
                 if !complete {
                     let path = std::mem::take(&mut slot.path);
@@ -537,27 +603,11 @@ impl RingWorker<'_> {
                     Attempt::Fetch(plan) => {
                         slot.round += 1;
                         slot.phase = Phase::Refetch;
-                        for &(offset, len) in &plan {
-                            sparse::add_segment(
-                                &mut slot.segments,
-                                Segment {
-                                    offset,
-                                    data: vec![0u8; len],
-                                },
-                            );
-                        }
-                        // Planned ranges lie in gaps, so no held segment shares their start.
-                        let idx = slot
-                            .segments
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, g)| {
-                                plan.iter()
-                                    .any(|&(o, l)| o == g.offset && l == g.data.len())
-                            })
-                            .map(|(i, _)| i)
+                        let reads = plan
+                            .into_iter()
+                            .map(|(offset, len)| (offset, self.pool.take(len), len))
                             .collect();
-                        self.submit_chain(s, idx)
+                        self.submit_chain(s, reads)
                     }
                 }
             }
@@ -579,10 +629,9 @@ impl RingWorker<'_> {
         slot.dir = None;
         slot.known = None;
         slot.content = None;
+        slot.reading.clear();
         for seg in slot.segments.drain(..) {
-            if seg.data.capacity() <= POOL_BUF_MAX && self.pool.len() < 2 * self.cfg.window {
-                self.pool.push(seg.data);
-            }
+            self.pool.put(seg.data);
         }
         self.free.push(s);
     }

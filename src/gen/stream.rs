@@ -12,7 +12,7 @@ pub struct Stream {
 
 impl Stream {
     pub fn bytes(data: Vec<u8>, align: usize) -> Self {
-        assert!(!data.is_empty() && align > 0 && data.len() % align == 0);
+        assert!(!data.is_empty() && align > 0 && data.len().is_multiple_of(align));
         Self {
             data,
             units: Vec::new(),
