@@ -77,6 +77,16 @@ enum Command {
         #[arg(long, value_enum, default_value_t = query::ExportFormat::Jsonl)]
         format: query::ExportFormat,
     },
+    /// Benchmark ceiling: read and MD5 the hashed bytes of every file, nothing else.
+    #[command(hide = true)]
+    Roofline {
+        library: Vec<PathBuf>,
+        #[arg(long, value_name = "LIST")]
+        ext: Option<String>,
+        /// Blocking reader threads.
+        #[arg(long, default_value_t = 64)]
+        io_threads: usize,
+    },
     /// Generate a synthetic, seed-deterministic library for benchmarks and tests.
     GenLibrary {
         /// Directory to create (must be empty or absent).
@@ -170,6 +180,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             query::export(&conn, format, &mut out)?;
+        }
+        Command::Roofline {
+            library,
+            ext,
+            io_threads,
+        } => {
+            let walk = WalkOptions {
+                follow_symlinks: false,
+                filter: match ext {
+                    Some(spec) => ExtFilter::parse(&spec)?,
+                    None => ExtFilter::default(),
+                },
+            };
+            let roots = index::normalise_roots(&library)?;
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let r = musicdex::engine::roofline::run(&roots, &walk, cores, io_threads);
+            println!("{}", serde_json::to_string(&r)?);
         }
         Command::GenLibrary {
             dir,
