@@ -197,6 +197,32 @@ fn big_cover_art_is_fetched_not_guessed() {
 }
 
 #[test]
+fn stat_through_the_ring_gives_identical_rows() {
+    // The engine stats through the ring only while it waits on I/O (a cold cache), which
+    // a test cannot arrange; force it.
+    let tmp = tempfile::tempdir().unwrap();
+    let (lib, _) = library_with_big_art(tmp.path());
+    std::fs::write(lib.join("Artist 0/vanishing.mp3"), b"x").unwrap();
+    let seq = tmp.path().join("seq.db");
+    index_json(&lib, &seq, &["--engine", "sequential"]);
+    for mode in ["ring", "sync"] {
+        let db = tmp.path().join(format!("statx-{mode}.db"));
+        let out = Command::new(bin())
+            .env("MUSICDEX_URING_STATX", mode)
+            .args(["index", lib.to_str().unwrap(), "--db", db.to_str().unwrap()])
+            .args(["--json", "--engine", "uring"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_same_rows(&rows(&seq), &rows(&db), mode);
+    }
+}
+
+#[test]
 fn symlinks_followed_identically() {
     let tmp = tempfile::tempdir().unwrap();
     let (lib, _) = library_with_big_art(tmp.path());
