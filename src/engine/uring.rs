@@ -273,6 +273,8 @@ const OP_STATX: u64 = (1 << OP_BITS) - 1;
 /// small window keeps each file's bytes in the CPU cache from the kernel's copy to the
 /// MD5, which a window of 64 files (12 MiB of buffers) does not.
 const MIN_WINDOW: usize = 4;
+/// A wait for completions longer than this was a wait on the device, not on task work.
+const IO_WAIT: std::time::Duration = std::time::Duration::from_micros(100);
 
 /// Read buffers of finished files, reused: fresh large allocations cost page faults and
 /// a kernel copy into cold memory, more than the copy itself.
@@ -509,7 +511,20 @@ impl RingWorker<'_> {
             Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => false,
             Err(e) => return Err(e.into()),
         };
-        let waited = submitted && self.ring.completion().is_empty();
+        let mut waited = false;
+        if !submitted || self.ring.completion().is_empty() {
+            let t = std::time::Instant::now();
+            match self.ring.submit_and_wait(1) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                // The completion queue is full: reaping below makes room.
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+                Err(e) => return Err(e.into()),
+            }
+            // Warm, a chain's later links complete as soon as this thread runs their task
+            // work, within microseconds; only a wait on a device counts as waiting.
+            waited = t.elapsed() > IO_WAIT;
+        }
         if waited {
             self.target = (self.target * 2).min(self.cfg.window);
             self.since_wait = 0;
@@ -520,15 +535,6 @@ impl RingWorker<'_> {
             if self.since_wait >= 256 {
                 self.since_wait = 0;
                 self.target = (self.target / 2).max(MIN_WINDOW.min(self.cfg.window));
-            }
-        }
-        if waited || !submitted {
-            match self.ring.submit_and_wait(1) {
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-                // The completion queue is full: reaping below makes room.
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
-                Err(e) => return Err(e.into()),
             }
         }
         let mut done = Vec::new();
