@@ -145,7 +145,7 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
     };
     // A writer error explains an engine's "writer stopped", so report it first.
     let (mut conn, report, seen) = writer_result?;
-    let problems = match engine_result {
+    let (problems, engine_used) = match engine_result {
         Ok(p) => p,
         Err(e) => {
             // Whatever the writer committed stays; nothing is marked missing from a
@@ -180,7 +180,8 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
     let errors = report.errors + problems.errors;
     conn.execute(
         "UPDATE library_stats SET finished_at = ?1, duration_secs = ?2, status = 'complete',
-            files_found = ?3, added = ?4, updated = ?5, unchanged = ?6, removed = ?7, errors = ?8
+            files_found = ?3, added = ?4, updated = ?5, unchanged = ?6, removed = ?7, errors = ?8,
+            engine = ?10
          WHERE id = ?9",
         params![
             now_rfc3339(),
@@ -191,7 +192,8 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
             report.unchanged as i64,
             removed as i64,
             errors as i64,
-            run_id
+            run_id,
+            engine_used.name()
         ],
     )?;
     // Fold the WAL back so the database file alone is the index when we exit.
@@ -213,7 +215,7 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
         } else {
             0.0
         },
-        engine: opts.engine.name(),
+        engine: engine_used.name(),
         threads: opts.threads,
         db: opts.db.display().to_string(),
         metrics: Metrics {

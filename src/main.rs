@@ -16,7 +16,7 @@ use musicdex::store::writer::WriterOptions;
 use musicdex::store::{self, query};
 
 /// The engine `index` and `vet` use unless `--engine` says otherwise.
-const DEFAULT_ENGINE: EngineKind = EngineKind::Sequential;
+const DEFAULT_ENGINE: EngineKind = EngineKind::Uring;
 
 #[derive(Parser)]
 #[command(
@@ -146,6 +146,16 @@ enum Command {
     },
     /// Find posts on a music blog, keep the wanted genres, extract download links.
     Scrape(musicdex::scrape::ScrapeArgs),
+    /// Benchmark ceiling: read and MD5 the hashed bytes of every file, nothing else.
+    #[command(hide = true)]
+    Roofline {
+        library: Vec<PathBuf>,
+        #[arg(long, value_name = "LIST")]
+        ext: Option<String>,
+        /// Blocking reader threads.
+        #[arg(long, default_value_t = 64)]
+        io_threads: usize,
+    },
     /// Generate a synthetic, seed-deterministic library for benchmarks and tests.
     GenLibrary {
         /// Directory to create (must be empty or absent).
@@ -300,6 +310,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print_report(json, &report, dupes::report::print_vet)?;
         }
         Command::Scrape(args) => musicdex::scrape::run(args)?,
+        Command::Roofline {
+            library,
+            ext,
+            io_threads,
+        } => {
+            let walk = WalkOptions {
+                follow_symlinks: false,
+                filter: ext_filter(ext)?,
+            };
+            let roots = index::normalise_roots(&library)?;
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let r = musicdex::engine::roofline::run(&roots, &walk, cores, io_threads);
+            println!("{}", serde_json::to_string(&r)?);
+        }
         Command::GenLibrary {
             dir,
             files,

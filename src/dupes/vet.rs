@@ -142,7 +142,7 @@ pub fn scan_folder(
             }
         }
         let problems = match engine.join() {
-            Ok(r) => r?,
+            Ok(r) => r?.0,
             Err(_) => bail!("the {} engine panicked", kind.name()),
         };
         records.sort_by(|a, b| a.path.cmp(&b.path));

@@ -1,7 +1,11 @@
 //! Engines turn the roots of a run into [`Change`]s for the writer. The sequential engine
 //! is the reference; every other engine must produce the same rows.
 
+pub mod file;
+pub mod roofline;
 pub mod sequential;
+pub mod threads;
+pub mod uring;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,12 +24,18 @@ use crate::store::{Known, KnownFile};
 pub enum EngineKind {
     /// One thread, std::fs, lofty reading from the path: the reference.
     Sequential,
+    /// A pool of threads doing blocking syscalls: the fallback where io_uring is refused.
+    Threads,
+    /// One io_uring per core; falls back to `threads` where io_uring is refused.
+    Uring,
 }
 
 impl EngineKind {
     pub fn name(self) -> &'static str {
         match self {
             EngineKind::Sequential => "sequential",
+            EngineKind::Threads => "threads",
+            EngineKind::Uring => "uring",
         }
     }
 }
@@ -137,9 +147,27 @@ impl Batcher {
     }
 }
 
-/// Run `kind` over the context's roots.
-pub fn run(kind: EngineKind, ctx: &EngineContext, tx: Sender<Vec<Change>>) -> Result<WalkProblems> {
+/// Run `kind` over the context's roots. Returns what the walk could not read and the
+/// engine that actually ran: `uring` falls back to `threads`, with a one-line notice,
+/// where io_uring is refused (seccomp, `kernel.io_uring_disabled`, RLIMIT_MEMLOCK, an old
+/// kernel).
+pub fn run(
+    kind: EngineKind,
+    ctx: &EngineContext,
+    tx: Sender<Vec<Change>>,
+) -> Result<(WalkProblems, EngineKind)> {
     match kind {
-        EngineKind::Sequential => sequential::run(ctx, tx),
+        EngineKind::Sequential => Ok((sequential::run(ctx, tx)?, kind)),
+        EngineKind::Threads => Ok((threads::run(ctx, tx)?, kind)),
+        EngineKind::Uring => {
+            let cfg = uring::Config::for_threads(ctx.threads);
+            match uring::probe(&cfg) {
+                Ok(()) => Ok((uring::run(ctx, tx, cfg)?, kind)),
+                Err(e) => {
+                    eprintln!("musicdex: io_uring unavailable ({e}); using the threads engine");
+                    Ok((threads::run(ctx, tx)?, EngineKind::Threads))
+                }
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod hash;
 pub mod record;
+pub mod sparse;
 pub mod tags;
 
 pub use record::FileRecord;

@@ -125,7 +125,8 @@ pub fn read_head_tail(file: &File, size: u64) -> io::Result<(Vec<u8>, Option<Vec
     Ok((head, tail))
 }
 
-fn short_read(e: io::Error) -> io::Error {
+/// The error a read past the end becomes: the file shrank after it was stat'ed.
+pub fn short_read(e: io::Error) -> io::Error {
     if e.kind() == io::ErrorKind::UnexpectedEof {
         io::Error::new(
             e.kind(),
@@ -143,6 +144,13 @@ pub fn read_reference(path: PathBuf, stat: Stat) -> FileRecord {
         Ok(f) => f,
         Err(e) => return FileRecord::failed(path, stat, format!("open: {e}")),
     };
+    read_reference_file(file, path, stat)
+}
+
+/// The reference path from an already open file. The faster engines fall back to it
+/// when a read comes up short, so a file that changes under them is recorded exactly as
+/// the reference engine would have recorded it.
+pub fn read_reference_file(file: File, path: PathBuf, stat: Stat) -> FileRecord {
     let content = read_head_tail(&file, stat.size)
         .map(|(h, t)| hash::content_hash(&h, t.as_deref()))
         .map_err(|e| format!("read: {e}"));

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 
+pub mod parallel;
+
 /// Audio extensions indexed by default (matched case-insensitively).
 pub const DEFAULT_EXTENSIONS: &[&str] = &[
     "mp3", "flac", "m4a", "mp4", "m4b", "aac", "wav", "ogg", "oga", "opus", "aiff", "aif", "aifc",

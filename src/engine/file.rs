@@ -1,0 +1,204 @@
+//! One file after the walk found it: what the `threads` and `uring` engines share, so they
+//! stat, decide, hash and parse exactly alike and differ only in how bytes arrive.
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use rustix::fs::{AtFlags, Mode, OFlags, StatxFlags};
+
+use super::{Counters, EngineContext, decide};
+use crate::media::FileRecord;
+use crate::media::hash::{self, CHUNK};
+use crate::media::record::{Stat, read_reference_file};
+use crate::media::sparse::{self, Attempt, Segment};
+use crate::scan::parallel::Dir;
+use crate::store::KnownFile;
+use crate::store::writer::Change;
+
+/// Stat relative to the open directory: no path walk, the cheapest stat there is.
+/// Follows a symlink only when the walk does, as the reference engine's stat does.
+pub fn stat_at(dir: &Dir, name: &CStr, follow: bool) -> io::Result<Stat> {
+    let flags = if follow {
+        AtFlags::empty()
+    } else {
+        AtFlags::SYMLINK_NOFOLLOW
+    };
+    let st = rustix::fs::statx(&dir.fd, name, flags, StatxFlags::SIZE | StatxFlags::MTIME)?;
+    Ok(Stat {
+        size: st.stx_size,
+        mtime_ns: st.stx_mtime.tv_sec * 1_000_000_000 + i64::from(st.stx_mtime.tv_nsec),
+    })
+}
+
+/// What to do with a file once stat'ed: either a finished change, or read it.
+pub enum Triage {
+    Done(Change),
+    Read {
+        path: PathBuf,
+        stat: Stat,
+        known: Option<KnownFile>,
+    },
+}
+
+/// Stat and decide, with the reference engine's error row for a file that vanished.
+pub fn triage(ctx: &EngineContext, dir: &Dir, name: &CStr) -> Triage {
+    ctx.counters.found.fetch_add(1, Ordering::Relaxed);
+    let path = dir.path_of(name);
+    let known = ctx.known.get(&path).copied();
+    let stat = stat_at(dir, name, ctx.walk.follow_symlinks);
+    triage_stat(ctx, path, known, stat)
+}
+
+/// The decision once the stat is in, however it was made.
+pub fn triage_stat(
+    ctx: &EngineContext,
+    path: PathBuf,
+    known: Option<KnownFile>,
+    stat: io::Result<Stat>,
+) -> Triage {
+    match stat {
+        Err(e) => Triage::Done(Change::Record {
+            record: Box::new(FileRecord::failed(
+                path,
+                Stat {
+                    size: 0,
+                    mtime_ns: 0,
+                },
+                format!("stat: {e}"),
+            )),
+            known,
+        }),
+        Ok(stat) => match decide(known.as_ref(), stat, ctx.full) {
+            Some(k) => Triage::Done(Change::Unchanged { known: k }),
+            None => Triage::Read { path, stat, known },
+        },
+    }
+}
+
+/// The first reads of a file: the head, and the tail when the hash covers one. A file
+/// under two chunks is read whole in one go, so its tags never need a second read.
+pub fn first_reads(size: u64) -> impl Iterator<Item = (u64, usize)> {
+    let head = if size < 2 * CHUNK { size } else { CHUNK };
+    std::iter::once((0, head as usize)).chain(hash::tail_offset(size).map(|o| (o, CHUNK as usize)))
+}
+
+/// The content hash from the segments of [`first_reads`], in that order.
+pub fn content_hash(size: u64, first: &[Segment]) -> String {
+    let head = &first[0].data[..hash::head_len(size)];
+    let tail = hash::tail_offset(size).map(|_| first[1].data.as_slice());
+    hash::content_hash(head, tail)
+}
+
+/// Read, hash and parse one file with blocking syscalls.
+pub fn read_blocking(
+    dir: &Dir,
+    name: &CStr,
+    path: PathBuf,
+    stat: Stat,
+    counters: &Counters,
+) -> FileRecord {
+    let fd = match rustix::fs::openat(
+        &dir.fd,
+        name,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(e) => return FileRecord::failed(path, stat, format!("open: {}", io::Error::from(e))),
+    };
+    // No readahead: past the head it reads (or zero-fills, in sparse files) megabytes
+    // nothing uses. Advice only; a failure changes nothing.
+    let _ = rustix::fs::fadvise(&fd, 0, None, rustix::fs::Advice::Random);
+    let file = File::from(fd);
+    counters.read.fetch_add(1, Ordering::Relaxed);
+    let mut segments = Vec::with_capacity(2);
+    for (offset, len) in first_reads(stat.size) {
+        let mut data = vec![0u8; len];
+        if file.read_exact_at(&mut data, offset).is_err() {
+            // Changed since the stat: the reference path records it exactly as the
+            // reference engine would.
+            return read_reference_file(file, path, stat);
+        }
+        counters.add(&counters.bytes_read, len as u64);
+        segments.push(Segment { offset, data });
+    }
+    let content = content_hash(stat.size, &segments);
+    for round in 0.. {
+        match sparse::attempt(stat.size, &segments, &path, round) {
+            Attempt::Parsed(parsed) => {
+                return FileRecord::assemble(path, stat, Ok(content), parsed);
+            }
+            Attempt::Fetch(plan) => {
+                for (offset, len) in plan {
+                    let mut data = vec![0u8; len];
+                    if file.read_exact_at(&mut data, offset).is_err() {
+                        return read_reference_file(file, path, stat);
+                    }
+                    counters.add(&counters.bytes_read, len as u64);
+                    sparse::add_segment(&mut segments, Segment { offset, data });
+                }
+            }
+        }
+    }
+    unreachable!(
+        "the fetch plan takes every missing byte by round {}",
+        sparse::MAX_ROUNDS
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::record::read_reference;
+    use std::sync::Arc;
+
+    fn open_dir(path: &std::path::Path) -> Dir {
+        Dir {
+            fd: rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap(),
+            path: path.to_path_buf(),
+        }
+    }
+
+    #[test]
+    fn a_file_changed_after_its_stat_is_recorded_as_the_reference_records_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/corpus/files/beets/full.flac");
+        let bytes = std::fs::read(src).unwrap();
+        let mut big = bytes.clone();
+        while big.len() < 300_000 {
+            big.extend_from_slice(&bytes);
+        }
+        let dir = Arc::new(open_dir(tmp.path()));
+        let counters = Counters::default();
+        for (name, data, cut) in [
+            ("small.flac", &bytes, bytes.len() / 2),
+            ("big.flac", &big, 100_000),
+            ("big2.flac", &big, 10),
+            ("gone.flac", &big, usize::MAX),
+        ] {
+            let path = tmp.path().join(name);
+            std::fs::write(&path, data).unwrap();
+            let cname = std::ffi::CString::new(name).unwrap();
+            let stat = stat_at(&dir, &cname, false).unwrap();
+            if cut == usize::MAX {
+                std::fs::remove_file(&path).unwrap();
+            } else {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .unwrap()
+                    .set_len(cut as u64)
+                    .unwrap();
+            }
+            let fast = read_blocking(&dir, &cname, path.clone(), stat, &counters);
+            let reference = read_reference(path, stat);
+            assert_eq!(fast, reference, "{name}");
+            assert!(fast.error.is_some(), "{name}: {fast:?}");
+        }
+    }
+}

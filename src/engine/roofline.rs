@@ -1,0 +1,76 @@
+//! The roofline: what reading the hashed bytes and hashing them costs on this machine,
+//! with nothing else (no stat decisions, no tags, no database). The bench gate quotes the
+//! engines against it: the gap is what the rest of the work costs.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::media::hash::{self, CHUNK};
+use crate::scan::WalkOptions;
+use crate::scan::parallel::walk_parallel;
+
+#[derive(Debug, Serialize)]
+pub struct Roofline {
+    pub files: u64,
+    pub bytes: u64,
+    pub secs: f64,
+    pub files_per_sec: f64,
+    pub io_threads: usize,
+}
+
+/// Walk `roots` on `cores` threads, then read head and tail of every file with
+/// `io_threads` blocking threads (deep enough to keep a disk busy on a cold cache) and
+/// MD5 them, as the engines do.
+pub fn run(roots: &[PathBuf], opts: &WalkOptions, cores: usize, io_threads: usize) -> Roofline {
+    let started = Instant::now();
+    let files = Mutex::new(Vec::new());
+    walk_parallel(roots, opts, cores, |p| {
+        files.lock().unwrap_or_else(|e| e.into_inner()).push(p)
+    });
+    let files = files.into_inner().unwrap_or_else(|e| e.into_inner());
+    let next = AtomicUsize::new(0);
+    let bytes = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..io_threads.max(1) {
+            s.spawn(|| {
+                let mut head = vec![0u8; CHUNK as usize];
+                let mut tail = vec![0u8; CHUNK as usize];
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = files.get(i) else { break };
+                    let Ok(f) = File::open(path) else { continue };
+                    let Ok(size) = f.metadata().map(|m| m.len()) else {
+                        continue;
+                    };
+                    let h = &mut head[..hash::head_len(size)];
+                    if f.read_exact_at(h, 0).is_err() {
+                        continue;
+                    }
+                    let t = match hash::tail_offset(size) {
+                        Some(off) if f.read_exact_at(&mut tail, off).is_ok() => Some(&tail[..]),
+                        _ => None,
+                    };
+                    std::hint::black_box(hash::content_hash(h, t));
+                    bytes.fetch_add(
+                        (h.len() + t.map_or(0, <[u8]>::len)) as u64,
+                        Ordering::Relaxed,
+                    );
+                }
+            });
+        }
+    });
+    let secs = started.elapsed().as_secs_f64();
+    Roofline {
+        files: files.len() as u64,
+        bytes: bytes.into_inner(),
+        secs,
+        files_per_sec: files.len() as f64 / secs.max(1e-9),
+        io_threads,
+    }
+}

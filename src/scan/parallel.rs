@@ -1,0 +1,448 @@
+//! The parallel directory walk: directories are the unit of work, shared by every engine
+//! thread through one LIFO queue (depth first keeps the queue short), each read with
+//! getdents64 into a large buffer. Same semantics as [`super::walk_sequential`]: the
+//! extension filter on raw name bytes, symlinks only when followed, loops cut by
+//! (device, inode), unreadable directories reported and recorded so their files are kept.
+//!
+//! A thread asks for the next [`Batch`] of files; the walk lists directories on the way.
+//! Files are handed out with their open directory, so the engines stat and open them
+//! relative to it (no path walk per file).
+
+use std::collections::HashSet;
+use std::ffi::{CStr, CString, OsStr};
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir};
+
+use super::{WalkOptions, WalkProblems};
+
+/// getdents64 buffer: large enough that a typical album folder takes one call.
+const DIR_BUF: usize = 64 * 1024;
+/// Files per batch: a huge flat folder is split so every thread gets a share.
+pub const BATCH_FILES: usize = 128;
+
+/// A directory being worked on, open for lookups relative to it.
+#[derive(Debug)]
+pub struct Dir {
+    pub fd: OwnedFd,
+    pub path: PathBuf,
+}
+
+impl Dir {
+    pub fn path_of(&self, name: &CStr) -> PathBuf {
+        self.path.join(OsStr::from_bytes(name.to_bytes()))
+    }
+}
+
+/// Matching files of one directory.
+#[derive(Debug)]
+pub struct Batch {
+    pub dir: Arc<Dir>,
+    pub names: Vec<CString>,
+}
+
+pub enum Next {
+    Batch(Batch),
+    /// Nothing to hand out right now, but other threads are still listing.
+    Empty,
+    /// The walk is over (or was stopped).
+    Done,
+}
+
+enum Work {
+    Dir(PathBuf),
+    Files(Batch),
+}
+
+struct Queue {
+    stack: Vec<Work>,
+    /// Work queued or being listed; the walk is over when this reaches zero.
+    pending: usize,
+}
+
+pub struct ParallelWalk<'a> {
+    opts: &'a WalkOptions,
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    visited: Mutex<HashSet<(u64, u64)>>,
+    problems: Mutex<WalkProblems>,
+    stopped: AtomicBool,
+}
+
+/// Per-thread scratch space for listing directories.
+pub struct DirBuf(Vec<MaybeUninit<u8>>);
+
+impl Default for DirBuf {
+    fn default() -> Self {
+        DirBuf(vec![MaybeUninit::uninit(); DIR_BUF])
+    }
+}
+
+impl<'a> ParallelWalk<'a> {
+    pub fn new(roots: &[PathBuf], opts: &'a WalkOptions) -> ParallelWalk<'a> {
+        let walk = ParallelWalk {
+            opts,
+            queue: Mutex::new(Queue {
+                stack: Vec::new(),
+                pending: 0,
+            }),
+            ready: Condvar::new(),
+            visited: Mutex::new(HashSet::new()),
+            problems: Mutex::new(WalkProblems::default()),
+            stopped: AtomicBool::new(false),
+        };
+        let mut initial = Vec::new();
+        // Reversed so the stack hands the roots out in the order given.
+        for root in roots.iter().rev() {
+            match rustix::fs::stat(root) {
+                Err(e) => walk.report(root, "cannot read", &e.into(), true),
+                Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
+                    if opts.filter.matches(root) {
+                        match root_file_batch(root) {
+                            Ok(b) => initial.push(Work::Files(b)),
+                            Err(e) => walk.report(root, "cannot read", &e, false),
+                        }
+                    }
+                }
+                Ok(st) => {
+                    walk.lock_visited().insert((st.st_dev, st.st_ino));
+                    initial.push(Work::Dir(root.clone()));
+                }
+            }
+        }
+        walk.push_all(initial);
+        walk
+    }
+
+    /// The next batch of files. With `wait`, blocks until there is one or the walk is over;
+    /// without, returns [`Next::Empty`] when other threads are still listing.
+    pub fn next(&self, wait: bool, buf: &mut DirBuf) -> Next {
+        loop {
+            let work = {
+                let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if self.stopped.load(Ordering::Relaxed) {
+                        return Next::Done;
+                    }
+                    if let Some(w) = q.stack.pop() {
+                        if let Work::Files(_) = w {
+                            q.pending -= 1;
+                            if q.pending == 0 {
+                                self.ready.notify_all();
+                            }
+                        }
+                        break w;
+                    }
+                    if q.pending == 0 {
+                        return Next::Done;
+                    }
+                    if !wait {
+                        return Next::Empty;
+                    }
+                    q = self.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            match work {
+                Work::Files(b) => return Next::Batch(b),
+                Work::Dir(path) => {
+                    let first = self.list(path, buf);
+                    self.finish_one();
+                    if let Some(b) = first {
+                        return Next::Batch(b);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Make every thread's next call return [`Next::Done`].
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        let _q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        self.ready.notify_all();
+    }
+
+    pub fn into_problems(self) -> WalkProblems {
+        self.problems
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push_all(&self, work: Vec<Work>) {
+        if work.is_empty() {
+            return;
+        }
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        q.pending += work.len();
+        q.stack.extend(work);
+        self.ready.notify_all();
+    }
+
+    fn finish_one(&self) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        q.pending -= 1;
+        if q.pending == 0 {
+            self.ready.notify_all();
+        }
+    }
+
+    fn report(&self, path: &Path, what: &str, e: &io::Error, is_dir: bool) {
+        self.problems
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .report(path, what, e, is_dir);
+    }
+
+    fn lock_visited(&self) -> std::sync::MutexGuard<'_, HashSet<(u64, u64)>> {
+        self.visited.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// List one directory: queue its subdirectories and all but the first batch of its
+    /// files, and return that first batch for the calling thread to work on.
+    fn list(&self, path: PathBuf, buf: &mut DirBuf) -> Option<Batch> {
+        let fd = match rustix::fs::open(
+            &path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(e) => {
+                self.report(&path, "cannot read directory", &e.into(), true);
+                return None;
+            }
+        };
+        let follow = self.opts.follow_symlinks;
+        let mut names: Vec<CString> = Vec::new();
+        let mut subdirs: Vec<CString> = Vec::new();
+        let mut iter = RawDir::new(&fd, &mut buf.0);
+        while let Some(entry) = iter.next() {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    self.report(&path, "cannot read directory", &e.into(), true);
+                    break;
+                }
+            };
+            let name = entry.file_name();
+            let bytes = name.to_bytes();
+            if bytes == b"." || bytes == b".." {
+                continue;
+            }
+            let mut ft = entry.file_type();
+            if ft == FileType::Unknown {
+                // Some filesystems leave d_type empty: ask the inode, as read_dir does.
+                match rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => ft = FileType::from_raw_mode(st.st_mode),
+                    Err(e) => {
+                        self.report(
+                            &path.join(OsStr::from_bytes(bytes)),
+                            "cannot stat",
+                            &e.into(),
+                            false,
+                        );
+                        continue;
+                    }
+                }
+            }
+            match ft {
+                FileType::Directory => subdirs.push(name.to_owned()),
+                FileType::RegularFile if self.opts.filter.matches_name(bytes) => {
+                    names.push(name.to_owned());
+                }
+                FileType::Symlink if follow => {
+                    match rustix::fs::statat(&fd, name, AtFlags::empty()) {
+                        Ok(st) => match FileType::from_raw_mode(st.st_mode) {
+                            FileType::Directory => {
+                                if self.lock_visited().insert((st.st_dev, st.st_ino)) {
+                                    subdirs.push(name.to_owned());
+                                } else {
+                                    eprintln!(
+                                        "musicdex: not following {}: directory already visited (symlink loop)",
+                                        path.join(OsStr::from_bytes(bytes)).display()
+                                    );
+                                }
+                            }
+                            FileType::RegularFile if self.opts.filter.matches_name(bytes) => {
+                                names.push(name.to_owned());
+                            }
+                            _ => {}
+                        },
+                        Err(e) => self.report(
+                            &path.join(OsStr::from_bytes(bytes)),
+                            "broken symlink",
+                            &e.into(),
+                            false,
+                        ),
+                    }
+                }
+                _ => {}
+            }
+        }
+        // As in the sequential walk, real directories are recorded after the listing, so
+        // a link to an ancestor (or anything already listed) counts as a loop.
+        if follow {
+            let mut visited = self.lock_visited();
+            for sub in &subdirs {
+                if let Ok(st) = rustix::fs::statat(&fd, sub.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
+                    && FileType::from_raw_mode(st.st_mode) == FileType::Directory
+                {
+                    visited.insert((st.st_dev, st.st_ino));
+                }
+            }
+        }
+        let mut work: Vec<Work> = subdirs
+            .into_iter()
+            .rev()
+            .map(|s| Work::Dir(path.join(OsStr::from_bytes(s.to_bytes()))))
+            .collect();
+        let dir = Arc::new(Dir { fd, path });
+        let first = if names.is_empty() {
+            None
+        } else {
+            let mut chunks: Vec<Vec<CString>> = Vec::new();
+            while names.len() > BATCH_FILES {
+                chunks.push(names.split_off(names.len() - BATCH_FILES));
+            }
+            work.extend(chunks.into_iter().map(|names| {
+                Work::Files(Batch {
+                    dir: dir.clone(),
+                    names,
+                })
+            }));
+            Some(Batch { dir, names })
+        };
+        self.push_all(work);
+        first
+    }
+}
+
+fn root_file_batch(root: &Path) -> io::Result<Batch> {
+    let parent = root.parent().unwrap_or(Path::new("/"));
+    let name = root
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    // O_PATH: enough to look names up relative to it, even in a folder we may not list.
+    let fd = rustix::fs::open(
+        parent,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    Ok(Batch {
+        dir: Arc::new(Dir {
+            fd,
+            path: parent.to_path_buf(),
+        }),
+        names: vec![CString::new(name.as_bytes()).map_err(io::Error::other)?],
+    })
+}
+
+/// Walk with `threads` threads, calling `on_file` for every matching file, in no
+/// particular order. For tests and tools that need only the listing.
+pub fn walk_parallel(
+    roots: &[PathBuf],
+    opts: &WalkOptions,
+    threads: usize,
+    on_file: impl Fn(PathBuf) + Sync,
+) -> WalkProblems {
+    let walk = ParallelWalk::new(roots, opts);
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| {
+                let mut buf = DirBuf::default();
+                while let Next::Batch(b) = walk.next(true, &mut buf) {
+                    for name in &b.names {
+                        on_file(b.dir.path_of(name));
+                    }
+                }
+            });
+        }
+    });
+    walk.into_problems()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::{ExtFilter, walk_sequential};
+    use std::fs;
+
+    fn tree() -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        for a in 0..7 {
+            for b in 0..5 {
+                let d = root.join(format!("Artist {a}/Album {b}"));
+                fs::create_dir_all(&d).unwrap();
+                for t in 0..9 {
+                    fs::write(d.join(format!("{t:02} Song.mp3")), b"x").unwrap();
+                }
+                fs::write(d.join("cover.jpg"), b"x").unwrap();
+            }
+        }
+        // A flat folder bigger than a batch, and a non-UTF-8 name.
+        let flat = root.join("flat");
+        fs::create_dir(&flat).unwrap();
+        for i in 0..(BATCH_FILES * 3 + 5) {
+            fs::write(flat.join(format!("{i}.flac")), b"").unwrap();
+        }
+        fs::write(flat.join(OsStr::from_bytes(b"caf\xe9.ogg")), b"").unwrap();
+        std::os::unix::fs::symlink(root, root.join("Artist 0/loop")).unwrap();
+        std::os::unix::fs::symlink(root.join("flat/1.flac"), root.join("link.mp3")).unwrap();
+        tmp
+    }
+
+    fn both(root: &Path, opts: &WalkOptions, threads: usize) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let mut seq = Vec::new();
+        walk_sequential(&[root.to_path_buf()], opts, |p| {
+            seq.push(p);
+            true
+        });
+        let par = Mutex::new(Vec::new());
+        walk_parallel(&[root.to_path_buf()], opts, threads, |p| {
+            par.lock().unwrap().push(p)
+        });
+        let mut par = par.into_inner().unwrap();
+        seq.sort();
+        par.sort();
+        (seq, par)
+    }
+
+    #[test]
+    fn finds_what_the_sequential_walk_finds() {
+        let tmp = tree();
+        for threads in [1, 2, 5] {
+            let opts = WalkOptions::default();
+            let (seq, par) = both(tmp.path(), &opts, threads);
+            assert_eq!(seq.len(), 7 * 5 * 9 + BATCH_FILES * 3 + 5 + 1);
+            assert_eq!(seq, par);
+            let opts = WalkOptions {
+                follow_symlinks: true,
+                filter: ExtFilter::parse("*").unwrap(),
+            };
+            let (seq, par) = both(tmp.path(), &opts, threads);
+            assert!(seq.iter().any(|p| p.ends_with("link.mp3")));
+            assert_eq!(seq, par);
+        }
+    }
+
+    #[test]
+    fn root_file_and_missing_root() {
+        let tmp = tree();
+        let file = tmp.path().join("Artist 1/Album 2/03 Song.mp3");
+        let missing = tmp.path().join("nope");
+        let opts = WalkOptions::default();
+        let found = Mutex::new(Vec::new());
+        let problems = walk_parallel(&[file.clone(), missing.clone()], &opts, 2, |p| {
+            found.lock().unwrap().push(p)
+        });
+        assert_eq!(found.into_inner().unwrap(), vec![file]);
+        assert_eq!(problems.errors, 1);
+        assert_eq!(problems.skipped_dirs, vec![missing]);
+    }
+}
