@@ -89,11 +89,15 @@ pub struct Parsed {
 }
 
 fn parse_with_retries<R: Read + Seek>(reader: &mut R, path: &Path) -> Result<Parsed, String> {
-    let first = match parse_once(reader, path, ParseOptions::new()) {
+    // Pictures are never stored, so lofty is told to skip them: it then seeks over the
+    // art instead of copying it, and a head-and-tail view rarely needs the middle.
+    let strict = ParseOptions::new().read_cover_art(false);
+    let first = match parse_once(reader, path, strict) {
         Ok(info) => return Ok(Parsed { info, error: None }),
         Err(e) => e,
     };
-    let mut relaxed = ParseOptions::new().parsing_mode(ParsingMode::Relaxed);
+    let mut relaxed = strict;
+    relaxed.parsing_mode(ParsingMode::Relaxed);
     if let Ok(info) = parse_once(reader, path, relaxed) {
         return Ok(Parsed { info, error: None });
     }

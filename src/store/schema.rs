@@ -88,6 +88,11 @@ pub const MIGRATIONS: &[&str] = &[
         move_dir        TEXT,
         dry_run         INTEGER NOT NULL DEFAULT 0
     );",
+    // 3: every index is paid for on each insert. The partial indexes of migration 2
+    // answer every lookup by content or metadata hash that musicdex makes (active rows),
+    // so the full-table ones of migration 1 only slowed the writer down.
+    "DROP INDEX idx_library_content_hash;
+    DROP INDEX idx_library_metadata_hash;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

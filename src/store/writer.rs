@@ -35,8 +35,8 @@ pub struct WriterOptions {
     /// A transaction is also committed after this long, so an interrupted run keeps
     /// nearly all of its work.
     pub max_batch_age: Duration,
-    /// The replaced tool's pipeline (one transaction per file, synchronous=FULL); only
-    /// benchmarks use it, as the baseline it is.
+    /// The replaced tool's pipeline (one transaction per file, rollback journal,
+    /// synchronous=FULL); only benchmarks use it, as the baseline it is.
     pub legacy_per_file_commit: bool,
 }
 
@@ -92,6 +92,13 @@ pub struct Writer {
 impl Writer {
     pub fn new(conn: Connection, opts: WriterOptions, written: Arc<AtomicU64>) -> Result<Writer> {
         if opts.legacy_per_file_commit {
+            // Python's sqlite3 defaults, which the replaced tool ran with: a rollback
+            // journal and synchronous=FULL, committed after every file.
+            let mode: String = conn.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))?;
+            anyhow::ensure!(
+                mode.eq_ignore_ascii_case("delete"),
+                "journal_mode stayed {mode}"
+            );
             conn.pragma_update(None, "synchronous", "FULL")?;
         }
         Ok(Writer {
