@@ -21,6 +21,10 @@ impl Misses {
         std::mem::take(&mut self.0.borrow_mut())
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.borrow().is_empty()
+    }
+
     fn record(&self, start: u64, end: u64) {
         self.0.borrow_mut().push((start, end));
     }
@@ -113,12 +117,14 @@ impl Seek for SparseReader<'_> {
 }
 
 /// Rounds of fetching before the whole file is read instead.
-pub const MAX_ROUNDS: u32 = 4;
+pub const MAX_ROUNDS: u32 = 6;
 /// Below this size, any miss loads the whole file: one read beats several rounds.
 pub const WHOLE_FILE_BELOW: u64 = 1 << 20;
 /// Bytes fetched past a miss in the first round; doubled every round, since lofty often
 /// reads a picture's header before the picture itself.
-const READAHEAD: u64 = 128 * 1024;
+// Small on purpose: after a large tag the parser wants a few frame headers, not the audio;
+// a large readahead there was the bulk of the bytes copied for nothing.
+const READAHEAD: u64 = 16 * 1024;
 
 /// Ranges `(offset, len)` to read so that the next parse gets past `misses`: each miss is
 /// widened by a readahead that grows with `round`, clipped to the bytes not yet held, and
@@ -133,7 +139,9 @@ pub fn plan_fetch(
     let wanted: Vec<(u64, u64)> = if round >= MAX_ROUNDS || len < WHOLE_FILE_BELOW {
         gaps.clone()
     } else {
-        let ahead = READAHEAD << round;
+        // Fourfold per round: a long Ogg comment packet (base64 cover art over many
+        // pages) is reached in a few rounds, yet a frame header costs only 16 KiB.
+        let ahead = READAHEAD << (2 * round);
         misses
             .iter()
             .map(|&(s, e)| (s, e.max(s.saturating_add(ahead)).min(len)))
@@ -199,8 +207,17 @@ pub enum Attempt {
 /// lacks, the result is not trusted (lofty may have skipped over the error) and the
 /// missing ranges are returned instead.
 pub fn attempt(len: u64, segments: &[Segment], path: &Path, round: u32) -> Attempt {
+    if round == 0
+        && let Some(plan) = id3v2_remainder(len, segments)
+    {
+        return Attempt::Fetch(plan);
+    }
     let misses = Misses::default();
-    let result = tags::parse(&mut SparseReader::new(len, segments, &misses), path);
+    let result = tags::parse_partial(
+        &mut SparseReader::new(len, segments, &misses),
+        path,
+        &|| !misses.is_empty(),
+    );
     let missed = misses.take();
     if missed.is_empty() {
         return Attempt::Parsed(result);
@@ -213,6 +230,28 @@ pub fn attempt(len: u64, segments: &[Segment], path: &Path, round: u32) -> Attem
     } else {
         Attempt::Fetch(plan)
     }
+}
+
+/// An ID3v2 tag at the start states its own size, and lofty reads it whole: when it
+/// runs past the head (cover art, mostly), fetch the rest, and a little of the audio
+/// after it, before the first parse rather than after a parse that fails.
+fn id3v2_remainder(len: u64, segments: &[Segment]) -> Option<Vec<(u64, usize)>> {
+    let head = segments.first().filter(|s| s.offset == 0)?;
+    let h = head.data.get(..10)?;
+    if &h[..3] != b"ID3" || h[6..10].iter().any(|b| b & 0x80 != 0) {
+        return None;
+    }
+    let size = h[6..10]
+        .iter()
+        .fold(0u64, |acc, &b| (acc << 7) | u64::from(b));
+    let footer = if h[5] & 0x10 != 0 { 10 } else { 0 };
+    let end = (10 + size + footer + READAHEAD).min(len);
+    let held = head.end();
+    if end <= held {
+        return None;
+    }
+    let plan = plan_fetch(len, segments, &[(held, end)], 0);
+    (!plan.is_empty()).then_some(plan)
 }
 
 #[cfg(test)]
@@ -279,7 +318,7 @@ mod tests {
         let p = plan_fetch(len, &segs, &[(200, 210)], 0);
         assert_eq!(p, vec![(200, READAHEAD as usize)]);
         let p = plan_fetch(len, &segs, &[(200, 210)], 2);
-        assert_eq!(p, vec![(200, (READAHEAD << 2) as usize)]);
+        assert_eq!(p, vec![(200, (READAHEAD << 4) as usize)]);
         // Clipped to the gap and merged.
         let p = plan_fetch(
             len,
@@ -294,6 +333,29 @@ mod tests {
         let segs = [seg(0, &[0; 100])];
         assert_eq!(plan_fetch(5000, &segs, &[(300, 301)], 0), vec![(100, 4900)]);
         assert!(plan_fetch(100, &segs, &[(50, 60)], 0).is_empty());
+    }
+
+    #[test]
+    fn an_id3v2_tag_past_the_head_is_fetched_before_parsing() {
+        let len = 8 << 20;
+        // Tag of 300_000 bytes (synchsafe 0x00 0x12 0x27 0x60), no footer.
+        let mut head = b"ID3\x04\x00\x00\x00\x12\x27\x60".to_vec();
+        head.resize(65536, 0);
+        let segs = [seg(0, &head), seg(len - 65536, &[0; 65536])];
+        let tag_end = 10 + 300_000;
+        assert_eq!(
+            id3v2_remainder(len, &segs),
+            Some(vec![(65536, (tag_end + READAHEAD - 65536) as usize)])
+        );
+        // A tag within the head, or no tag, needs nothing.
+        let mut small = b"ID3\x04\x00\x00\x00\x00\x01\x00".to_vec();
+        small.resize(65536, 0);
+        assert_eq!(id3v2_remainder(len, &[seg(0, &small)]), None);
+        assert_eq!(id3v2_remainder(len, &[seg(0, &[0xff; 64])]), None);
+        // A size byte with the high bit set is not a synchsafe size: no guess.
+        let mut bad = b"ID3\x04\x00\x00\x80\x12\x27\x60".to_vec();
+        bad.resize(100, 0);
+        assert_eq!(id3v2_remainder(len, &[seg(0, &bad)]), None);
     }
 
     #[test]

@@ -64,9 +64,22 @@ pub fn install_quiet_panic_hook() {
 /// must check after this returns, success or not, whether lofty asked for bytes it did
 /// not hold: a lenient retry can swallow that error.
 pub fn parse<R: Read + Seek>(reader: &mut R, path: &Path) -> Result<Parsed, String> {
+    parse_partial(reader, path, &|| false)
+}
+
+/// [`parse`] for a view that may lack bytes: once `missed()` says the view was asked for
+/// bytes it does not hold, the lenient retries are skipped, since their answer would not
+/// be trusted anyway and each one costs a copy of everything read so far.
+pub fn parse_partial<R: Read + Seek>(
+    reader: &mut R,
+    path: &Path,
+    missed: &dyn Fn() -> bool,
+) -> Result<Parsed, String> {
     install_quiet_panic_hook();
     IN_PARSER.with(|c| c.set(true));
-    let result = catch_unwind(AssertUnwindSafe(|| parse_with_retries(reader, path)));
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        parse_with_retries(reader, path, missed)
+    }));
     IN_PARSER.with(|c| c.set(false));
     match result {
         Ok(r) => r,
@@ -88,7 +101,11 @@ pub struct Parsed {
     pub error: Option<String>,
 }
 
-fn parse_with_retries<R: Read + Seek>(reader: &mut R, path: &Path) -> Result<Parsed, String> {
+fn parse_with_retries<R: Read + Seek>(
+    reader: &mut R,
+    path: &Path,
+    missed: &dyn Fn() -> bool,
+) -> Result<Parsed, String> {
     // Pictures are never stored, so lofty is told to skip them: it then seeks over the
     // art instead of copying it, and a head-and-tail view rarely needs the middle.
     let strict = ParseOptions::new().read_cover_art(false);
@@ -96,10 +113,16 @@ fn parse_with_retries<R: Read + Seek>(reader: &mut R, path: &Path) -> Result<Par
         Ok(info) => return Ok(Parsed { info, error: None }),
         Err(e) => e,
     };
+    if missed() {
+        return Err(first);
+    }
     let mut relaxed = strict;
     relaxed.parsing_mode(ParsingMode::Relaxed);
     if let Ok(info) = parse_once(reader, path, relaxed) {
         return Ok(Parsed { info, error: None });
+    }
+    if missed() {
+        return Err(first);
     }
     match parse_once(reader, path, relaxed.read_properties(false)) {
         Ok(mut info) => {
