@@ -15,7 +15,7 @@ use crossbeam_channel::Sender;
 use serde::Serialize;
 
 use crate::media::record::Stat;
-use crate::scan::{WalkOptions, WalkProblems};
+use crate::scan::{self, WalkOptions, WalkProblems};
 use crate::store::writer::Change;
 use crate::store::{Known, KnownFile};
 
@@ -170,4 +170,48 @@ pub fn run(
             }
         }
     }
+}
+
+/// Run `worker` on `ctx.threads` named threads over one parallel walk. The first worker
+/// to fail stops the walk, so the others finish their files and return.
+pub(crate) fn run_pool<F>(
+    ctx: &EngineContext,
+    tx: Sender<Vec<Change>>,
+    name: &str,
+    worker: F,
+) -> Result<WalkProblems>
+where
+    F: Fn(&scan::parallel::ParallelWalk, Sender<Vec<Change>>) -> Result<()> + Sync,
+{
+    let walk = scan::parallel::ParallelWalk::new(ctx.roots, ctx.walk);
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..ctx.threads.max(1))
+            .map(|i| {
+                let tx = tx.clone();
+                let (walk, worker) = (&walk, &worker);
+                std::thread::Builder::new()
+                    .name(format!("musicdex-{name}-{i}"))
+                    .spawn_scoped(s, move || {
+                        let r = worker(walk, tx);
+                        if r.is_err() {
+                            walk.stop();
+                        }
+                        r
+                    })
+                    .expect("spawn engine thread")
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("an engine thread panicked")))
+            })
+            .collect()
+    });
+    drop(tx);
+    for r in results {
+        r?;
+    }
+    Ok(walk.into_problems())
 }

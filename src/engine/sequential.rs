@@ -6,8 +6,9 @@ use std::sync::atomic::Ordering;
 use anyhow::Result;
 use crossbeam_channel::Sender;
 
-use super::{Batcher, EngineContext, decide};
-use crate::media::FileRecord;
+use super::file::{Triage, triage_stat};
+use super::{Batcher, EngineContext};
+
 use crate::media::record::{Stat, read_reference};
 use crate::scan::{WalkProblems, walk_sequential};
 use crate::store::writer::Change;
@@ -23,35 +24,19 @@ pub fn run(ctx: &EngineContext, tx: Sender<Vec<Change>>) -> Result<WalkProblems>
             fs::symlink_metadata(&path)
         };
         let known = ctx.known.get(&path).copied();
-        let change = match meta {
-            // Listed a moment ago and gone now: an error row, not a crash.
-            Err(e) => Change::Record {
-                record: Box::new(FileRecord::failed(
-                    path,
-                    Stat {
-                        size: 0,
-                        mtime_ns: 0,
-                    },
-                    format!("stat: {e}"),
-                )),
-                known,
-            },
-            Ok(m) => {
-                let stat = Stat::from_metadata(&m);
-                match decide(known.as_ref(), stat, ctx.full) {
-                    Some(k) => Change::Unchanged { known: k },
-                    None => {
-                        let record = read_reference(path, stat);
-                        ctx.counters.read.fetch_add(1, Ordering::Relaxed);
-                        let hashed = crate::media::hash::head_len(stat.size) as u64
-                            + crate::media::hash::tail_offset(stat.size)
-                                .map_or(0, |_| crate::media::hash::CHUNK);
-                        ctx.counters.bytes_read.fetch_add(hashed, Ordering::Relaxed);
-                        Change::Record {
-                            record: Box::new(record),
-                            known,
-                        }
-                    }
+        // Listed a moment ago and gone now: an error row, not a crash (triage_stat).
+        let change = match triage_stat(ctx, path, known, meta.map(|m| Stat::from_metadata(&m))) {
+            Triage::Done(change) => change,
+            Triage::Read { path, stat, known } => {
+                let record = read_reference(path, stat);
+                ctx.counters.read.fetch_add(1, Ordering::Relaxed);
+                let hashed = crate::media::hash::head_len(stat.size) as u64
+                    + crate::media::hash::tail_offset(stat.size)
+                        .map_or(0, |_| crate::media::hash::CHUNK);
+                ctx.counters.bytes_read.fetch_add(hashed, Ordering::Relaxed);
+                Change::Record {
+                    record: Box::new(record),
+                    known,
                 }
             }
         };

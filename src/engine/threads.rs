@@ -11,37 +11,7 @@ use crate::scan::parallel::{DirBuf, Next, ParallelWalk};
 use crate::store::writer::Change;
 
 pub fn run(ctx: &EngineContext, tx: Sender<Vec<Change>>) -> Result<WalkProblems> {
-    let walk = ParallelWalk::new(ctx.roots, ctx.walk);
-    let results: Vec<Result<()>> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..ctx.threads.max(1))
-            .map(|i| {
-                let tx = tx.clone();
-                let walk = &walk;
-                std::thread::Builder::new()
-                    .name(format!("musicdex-read-{i}"))
-                    .spawn_scoped(s, move || {
-                        let r = worker(ctx, walk, tx);
-                        if r.is_err() {
-                            walk.stop();
-                        }
-                        r
-                    })
-                    .expect("spawn engine thread")
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("an engine thread panicked")))
-            })
-            .collect()
-    });
-    drop(tx);
-    for r in results {
-        r?;
-    }
-    Ok(walk.into_problems())
+    super::run_pool(ctx, tx, "read", |walk, tx| worker(ctx, walk, tx))
 }
 
 /// One blocking reader; also what a uring thread falls back to when its ring is refused.

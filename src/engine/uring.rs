@@ -143,37 +143,7 @@ pub fn probe(cfg: &Config) -> io::Result<()> {
 }
 
 pub fn run(ctx: &EngineContext, tx: Sender<Vec<Change>>, cfg: Config) -> Result<WalkProblems> {
-    let walk = ParallelWalk::new(ctx.roots, ctx.walk);
-    let results: Vec<Result<()>> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..ctx.threads.max(1))
-            .map(|i| {
-                let tx = tx.clone();
-                let walk = &walk;
-                std::thread::Builder::new()
-                    .name(format!("musicdex-ring-{i}"))
-                    .spawn_scoped(s, move || {
-                        let r = worker(ctx, walk, tx, cfg);
-                        if r.is_err() {
-                            walk.stop();
-                        }
-                        r
-                    })
-                    .expect("spawn engine thread")
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("an engine thread panicked")))
-            })
-            .collect()
-    });
-    drop(tx);
-    for r in results {
-        r?;
-    }
-    Ok(walk.into_problems())
+    super::run_pool(ctx, tx, "ring", |walk, tx| worker(ctx, walk, tx, cfg))
 }
 
 fn worker(
