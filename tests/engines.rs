@@ -257,7 +257,7 @@ fn index_as_user(lib: &Path, db: &Path, engine: &str) -> (Value, String) {
     let mut cmd = if as_nobody {
         let mut c = Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(bin());
+            .arg(bin_for_nobody());
         c
     } else {
         Command::new(bin())
@@ -437,7 +437,7 @@ fn uring_falls_back_to_threads_when_refused() {
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .args(["prlimit", "--memlock=0:0"])
-        .arg(bin())
+        .arg(bin_for_nobody())
         .args(["index", lib.to_str().unwrap(), "--db", db.to_str().unwrap()])
         .args(["--json", "--engine", "uring"])
         .output()

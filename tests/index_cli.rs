@@ -269,7 +269,7 @@ fn unreadable_directory_is_reported_and_its_files_kept() {
         let mut cmd = if as_nobody {
             let mut c = Command::new("setpriv");
             c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-                .arg(bin());
+                .arg(bin_for_nobody());
             c
         } else {
             Command::new(bin())

@@ -72,3 +72,24 @@ pub fn n(v: &serde_json::Value, key: &str) -> u64 {
         .as_u64()
         .unwrap_or_else(|| panic!("{key} missing in {v}"))
 }
+
+/// A copy of the binary that uid nobody can execute: the build's own folder may sit in a
+/// directory only root can enter (a CI checkout under a private temporary folder).
+pub fn bin_for_nobody() -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        // One shared folder, replaced atomically: test binaries run in parallel, and
+        // a copy per process would pile up in /tmp.
+        let dir = std::env::temp_dir().join("musicdex-test-bin");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let staged = dir.join(format!(".musicdex-{}", std::process::id()));
+        std::fs::copy(bin(), &staged).unwrap();
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = dir.join("musicdex");
+        std::fs::rename(&staged, &copy).unwrap();
+        copy
+    })
+    .clone()
+}
