@@ -236,32 +236,9 @@ fn symlinks_followed_identically() {
     assert_eq!(n(&s[0], "files_found"), 37);
 }
 
-fn chmod(p: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn walk_all(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() && !p.is_symlink() {
-            walk_all(&p, out);
-        }
-        out.push(p);
-    }
-}
-
 /// Run `musicdex index` as uid nobody when we are root (root ignores permission bits).
 fn index_as_user(lib: &Path, db: &Path, engine: &str) -> (Value, String) {
-    let as_nobody = unsafe { libc::geteuid() } == 0;
-    let mut cmd = if as_nobody {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(bin_for_nobody());
-        c
-    } else {
-        Command::new(bin())
-    };
+    let mut cmd = musicdex_unprivileged();
     cmd.args(["index", lib.to_str().unwrap(), "--db", db.to_str().unwrap()]);
     cmd.args(["--json", "--threads", "2", "--engine", engine]);
     let out = cmd.output().unwrap();
@@ -274,12 +251,7 @@ fn index_as_user(lib: &Path, db: &Path, engine: &str) -> (Value, String) {
 fn unreadable_files_and_folders_give_identical_rows() {
     let tmp = tempfile::tempdir().unwrap();
     let (lib, _) = library_with_big_art(tmp.path());
-    chmod(tmp.path(), 0o777);
-    let mut all = Vec::new();
-    walk_all(tmp.path(), &mut all);
-    for p in &all {
-        chmod(p, if p.is_dir() { 0o777 } else { 0o666 });
-    }
+    open_to_all(tmp.path());
     let as_root = unsafe { libc::geteuid() } == 0;
     // Unreadable files, and a folder that cannot be listed.
     chmod(&lib.join("Artist 0/Album 0/00-1 full.mp3"), 0o000);
@@ -427,12 +399,7 @@ fn uring_falls_back_to_threads_when_refused() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let (lib, _) = library_with_big_art(tmp.path());
-    chmod(tmp.path(), 0o777);
-    let mut all = Vec::new();
-    walk_all(tmp.path(), &mut all);
-    for p in &all {
-        chmod(p, if p.is_dir() { 0o777 } else { 0o666 });
-    }
+    open_to_all(tmp.path());
     let db = tmp.path().join("refused.db");
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])

@@ -255,25 +255,11 @@ fn unreadable_directory_is_reported_and_its_files_kept() {
     let db = tmp.path().join("db.sqlite");
     // Root ignores permission bits, so run as nobody when we are root.
     let as_nobody = unsafe { libc::geteuid() } == 0;
-    let chmod = |p: &Path, mode: u32| {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
-    };
     if as_nobody {
-        chmod(tmp.path(), 0o777);
-        for e in walk_all(tmp.path()) {
-            chmod(&e, if e.is_dir() { 0o777 } else { 0o666 });
-        }
+        open_to_all(tmp.path());
     }
     let run = |extra: &[&str]| -> (Value, String) {
-        let mut cmd = if as_nobody {
-            let mut c = Command::new("setpriv");
-            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-                .arg(bin_for_nobody());
-            c
-        } else {
-            Command::new(bin())
-        };
+        let mut cmd = musicdex_unprivileged();
         cmd.args([
             "index",
             lib.to_str().unwrap(),
@@ -311,18 +297,6 @@ fn unreadable_directory_is_reported_and_its_files_kept() {
     );
     assert!(n(&s, "errors") >= 1);
     assert_eq!(active_paths(&db).len(), 6);
-}
-
-fn walk_all(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() && !p.is_symlink() {
-            out.extend(walk_all(&p));
-        }
-        out.push(p);
-    }
-    out
 }
 
 #[test]

@@ -93,3 +93,35 @@ pub fn bin_for_nobody() -> PathBuf {
     })
     .clone()
 }
+
+pub fn chmod(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Open a test tree to every user (folders 777, files 666), so a run as nobody meets only
+/// the permissions a test takes away on purpose.
+pub fn open_to_all(dir: &Path) {
+    chmod(dir, 0o777);
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() && !p.is_symlink() {
+            open_to_all(&p);
+        } else if !p.is_symlink() {
+            chmod(&p, 0o666);
+        }
+    }
+}
+
+/// `musicdex` as uid nobody when we are root (root ignores permission bits), else as we
+/// are. The caller adds the arguments.
+pub fn musicdex_unprivileged() -> Command {
+    if unsafe { libc::geteuid() } == 0 {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(bin_for_nobody());
+        c
+    } else {
+        Command::new(bin())
+    }
+}
