@@ -86,21 +86,67 @@ pub fn first_reads(size: u64) -> impl Iterator<Item = (u64, usize)> {
     std::iter::once((0, head as usize)).chain(hash::tail_offset(size).map(|o| (o, CHUNK as usize)))
 }
 
-/// The content hash from the segments of [`first_reads`], in that order.
-pub fn content_hash(size: u64, first: &[Segment]) -> String {
+/// The bytes the content hash covers, from the segments of [`first_reads`] (in that order).
+pub fn hashed(size: u64, first: &[Segment]) -> (&[u8], Option<&[u8]>) {
     let head = &first[0].data[..hash::head_len(size)];
     let tail = hash::tail_offset(size).map(|_| first[1].data.as_slice());
-    hash::content_hash(head, tail)
+    (head, tail)
 }
 
-/// Read, hash and parse one file with blocking syscalls.
-pub fn read_blocking(
+/// A file whose first reads are in: waiting for its hash, then its parse.
+pub struct FirstRead {
+    file: File,
+    path: PathBuf,
+    stat: Stat,
+    segments: Vec<Segment>,
+}
+
+impl FirstRead {
+    pub fn hashed(&self) -> (&[u8], Option<&[u8]>) {
+        hashed(self.stat.size, &self.segments)
+    }
+
+    /// Parse the tags, fetching what the parse asks for, and build the record.
+    pub fn finish(self, content: String, counters: &Counters) -> FileRecord {
+        let FirstRead {
+            file,
+            path,
+            stat,
+            mut segments,
+        } = self;
+        for round in 0.. {
+            match sparse::attempt(stat.size, &segments, &path, round) {
+                Attempt::Parsed(parsed) => {
+                    return FileRecord::assemble(path, stat, Ok(content), parsed);
+                }
+                Attempt::Fetch(plan) => {
+                    for (offset, len) in plan {
+                        let mut data = vec![0u8; len];
+                        if file.read_exact_at(&mut data, offset).is_err() {
+                            return read_reference_file(file, path, stat);
+                        }
+                        counters.add(&counters.bytes_read, len as u64);
+                        sparse::add_segment(&mut segments, Segment { offset, data });
+                    }
+                }
+            }
+        }
+        unreachable!(
+            "the fetch plan takes every missing byte by round {}",
+            sparse::MAX_ROUNDS
+        )
+    }
+}
+
+/// Open a file and read what it is hashed from, with blocking syscalls. A file that
+/// cannot be opened, or changed since its stat, comes back as its finished record.
+pub fn read_first(
     dir: &Dir,
     name: &CStr,
     path: PathBuf,
     stat: Stat,
     counters: &Counters,
-) -> FileRecord {
+) -> Result<FirstRead, Box<FileRecord>> {
     let fd = match rustix::fs::openat(
         &dir.fd,
         name,
@@ -108,7 +154,13 @@ pub fn read_blocking(
         Mode::empty(),
     ) {
         Ok(fd) => fd,
-        Err(e) => return FileRecord::failed(path, stat, format!("open: {}", io::Error::from(e))),
+        Err(e) => {
+            return Err(Box::new(FileRecord::failed(
+                path,
+                stat,
+                format!("open: {}", io::Error::from(e)),
+            )));
+        }
     };
     // No readahead: past the head it reads (or zero-fills, in sparse files) megabytes
     // nothing uses. Advice only; a failure changes nothing.
@@ -121,33 +173,28 @@ pub fn read_blocking(
         if file.read_exact_at(&mut data, offset).is_err() {
             // Changed since the stat: the reference path records it exactly as the
             // reference engine would.
-            return read_reference_file(file, path, stat);
+            return Err(Box::new(read_reference_file(file, path, stat)));
         }
         counters.add(&counters.bytes_read, len as u64);
         segments.push(Segment { offset, data });
     }
-    let content = content_hash(stat.size, &segments);
-    for round in 0.. {
-        match sparse::attempt(stat.size, &segments, &path, round) {
-            Attempt::Parsed(parsed) => {
-                return FileRecord::assemble(path, stat, Ok(content), parsed);
-            }
-            Attempt::Fetch(plan) => {
-                for (offset, len) in plan {
-                    let mut data = vec![0u8; len];
-                    if file.read_exact_at(&mut data, offset).is_err() {
-                        return read_reference_file(file, path, stat);
-                    }
-                    counters.add(&counters.bytes_read, len as u64);
-                    sparse::add_segment(&mut segments, Segment { offset, data });
-                }
-            }
-        }
-    }
-    unreachable!(
-        "the fetch plan takes every missing byte by round {}",
-        sparse::MAX_ROUNDS
-    )
+    Ok(FirstRead {
+        file,
+        path,
+        stat,
+        segments,
+    })
+}
+
+/// Hash a batch of files together, then parse each; records come out in order.
+pub fn finish_batch(files: Vec<FirstRead>, counters: &Counters) -> Vec<FileRecord> {
+    let inputs: Vec<_> = files.iter().map(FirstRead::hashed).collect();
+    let hashes = hash::content_hashes(&inputs);
+    files
+        .into_iter()
+        .zip(hashes)
+        .map(|(f, h)| f.finish(h, counters))
+        .collect()
 }
 
 #[cfg(test)]
@@ -195,7 +242,10 @@ mod tests {
                     .set_len(cut as u64)
                     .unwrap();
             }
-            let fast = read_blocking(&dir, &cname, path.clone(), stat, &counters);
+            let fast = match read_first(&dir, &cname, path.clone(), stat, &counters) {
+                Ok(first) => finish_batch(vec![first], &counters).remove(0),
+                Err(record) => *record,
+            };
             let reference = read_reference(path, stat);
             assert_eq!(fast, reference, "{name}");
             assert!(fast.error.is_some(), "{name}: {fast:?}");

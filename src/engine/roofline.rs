@@ -12,6 +12,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::media::hash::{self, CHUNK};
+use crate::media::md5x8;
 use crate::scan::WalkOptions;
 use crate::scan::parallel::walk_parallel;
 
@@ -39,8 +40,13 @@ pub fn run(roots: &[PathBuf], opts: &WalkOptions, cores: usize, io_threads: usiz
     std::thread::scope(|s| {
         for _ in 0..io_threads.max(1) {
             s.spawn(|| {
-                let mut head = vec![0u8; CHUNK as usize];
-                let mut tail = vec![0u8; CHUNK as usize];
+                // Hashed eight at a time, as the engines hash.
+                let mut held: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+                let hash_held = |held: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>| {
+                    let inputs: Vec<_> = held.iter().map(|(h, t)| (&h[..], t.as_deref())).collect();
+                    std::hint::black_box(hash::content_hashes(&inputs));
+                    held.clear();
+                };
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = files.get(i) else { break };
@@ -48,20 +54,24 @@ pub fn run(roots: &[PathBuf], opts: &WalkOptions, cores: usize, io_threads: usiz
                     let Ok(size) = f.metadata().map(|m| m.len()) else {
                         continue;
                     };
-                    let h = &mut head[..hash::head_len(size)];
-                    if f.read_exact_at(h, 0).is_err() {
+                    let mut head = vec![0u8; hash::head_len(size)];
+                    if f.read_exact_at(&mut head, 0).is_err() {
                         continue;
                     }
-                    let t = match hash::tail_offset(size) {
-                        Some(off) if f.read_exact_at(&mut tail, off).is_ok() => Some(&tail[..]),
-                        _ => None,
-                    };
-                    std::hint::black_box(hash::content_hash(h, t));
+                    let tail = hash::tail_offset(size).and_then(|off| {
+                        let mut t = vec![0u8; CHUNK as usize];
+                        f.read_exact_at(&mut t, off).is_ok().then_some(t)
+                    });
                     bytes.fetch_add(
-                        (h.len() + t.map_or(0, <[u8]>::len)) as u64,
+                        (head.len() + tail.as_ref().map_or(0, Vec::len)) as u64,
                         Ordering::Relaxed,
                     );
+                    held.push((head, tail));
+                    if held.len() == md5x8::LANES {
+                        hash_held(&mut held);
+                    }
                 }
+                hash_held(&mut held);
             });
         }
     });

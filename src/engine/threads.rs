@@ -4,10 +4,12 @@
 use anyhow::Result;
 use crossbeam_channel::Sender;
 
-use super::file::{Triage, read_blocking, triage};
+use super::file::{FirstRead, Triage, finish_batch, read_first, triage};
 use super::{Batcher, EngineContext};
+use crate::media::md5x8;
 use crate::scan::WalkProblems;
 use crate::scan::parallel::{DirBuf, Next, ParallelWalk};
+use crate::store::KnownFile;
 use crate::store::writer::Change;
 
 pub fn run(ctx: &EngineContext, tx: Sender<Vec<Change>>) -> Result<WalkProblems> {
@@ -15,6 +17,8 @@ pub fn run(ctx: &EngineContext, tx: Sender<Vec<Change>>) -> Result<WalkProblems>
 }
 
 /// One blocking reader; also what a uring thread falls back to when its ring is refused.
+/// Files are read a few at a time and hashed together (eight lanes of one MD5 kernel),
+/// then parsed.
 pub(super) fn worker(
     ctx: &EngineContext,
     walk: &ParallelWalk,
@@ -22,17 +26,54 @@ pub(super) fn worker(
 ) -> Result<()> {
     let mut out = Batcher::new(tx);
     let mut buf = DirBuf::default();
-    while let Next::Batch(batch) = walk.next(true, &mut buf) {
+    let mut pending = Pending::default();
+    loop {
+        // Never sit on read files while waiting for other threads to list directories.
+        let next = match walk.next(false, &mut buf) {
+            Next::Empty => {
+                pending.flush(ctx, &mut out)?;
+                walk.next(true, &mut buf)
+            }
+            n => n,
+        };
+        let Next::Batch(batch) = next else { break };
         for name in &batch.names {
-            let change = match triage(ctx, &batch.dir, name) {
-                Triage::Done(c) => c,
-                Triage::Read { path, stat, known } => Change::Record {
-                    record: Box::new(read_blocking(&batch.dir, name, path, stat, ctx.counters)),
-                    known,
-                },
-            };
-            out.push(change)?;
+            match triage(ctx, &batch.dir, name) {
+                Triage::Done(c) => out.push(c)?,
+                Triage::Read { path, stat, known } => {
+                    match read_first(&batch.dir, name, path, stat, ctx.counters) {
+                        Ok(first) => {
+                            pending.files.push(first);
+                            pending.known.push(known);
+                            if pending.files.len() == md5x8::LANES {
+                                pending.flush(ctx, &mut out)?;
+                            }
+                        }
+                        Err(record) => out.push(Change::Record { record, known })?,
+                    }
+                }
+            }
         }
     }
+    pending.flush(ctx, &mut out)?;
     out.flush()
+}
+
+#[derive(Default)]
+struct Pending {
+    files: Vec<FirstRead>,
+    known: Vec<Option<KnownFile>>,
+}
+
+impl Pending {
+    fn flush(&mut self, ctx: &EngineContext, out: &mut Batcher) -> Result<()> {
+        let records = finish_batch(std::mem::take(&mut self.files), ctx.counters);
+        for (record, known) in records.into_iter().zip(self.known.drain(..)) {
+            out.push(Change::Record {
+                record: Box::new(record),
+                known,
+            })?;
+        }
+        Ok(())
+    }
 }

@@ -25,11 +25,12 @@ use anyhow::Result;
 use crossbeam_channel::Sender;
 use io_uring::{IoUring, Probe, opcode, squeue, types};
 
-use super::file::{Triage, content_hash, first_reads, triage, triage_stat};
+use super::file::{Triage, first_reads, hashed, triage, triage_stat};
 use super::{Batcher, EngineContext};
-use crate::media::FileRecord;
+use crate::media::hash::content_hashes;
 use crate::media::record::{Stat, read_reference};
 use crate::media::sparse::{self, Attempt, Segment};
+use crate::media::{FileRecord, md5x8};
 use crate::scan::WalkProblems;
 use crate::scan::parallel::{Batch, Dir, DirBuf, Next, ParallelWalk};
 use crate::store::KnownFile;
@@ -167,6 +168,7 @@ fn worker(
         ring,
         slots: (0..cfg.window).map(|_| Slot::default()).collect(),
         free: (0..cfg.window).rev().collect(),
+        hashing: Vec::with_capacity(md5x8::LANES),
         pool: Pool::default(),
         target: MIN_WINDOW.min(cfg.window),
         since_wait: 0,
@@ -188,6 +190,8 @@ enum Phase {
     Free,
     Stat,
     First,
+    /// Read, waiting for enough others to hash together.
+    Hash,
     Refetch,
 }
 
@@ -271,6 +275,9 @@ struct RingWorker<'a> {
     ring: IoUring,
     slots: Vec<Slot>,
     free: Vec<usize>,
+    /// Slots whose first reads are in, hashed together once there are eight of them or
+    /// nothing else is in flight.
+    hashing: Vec<usize>,
     /// Read buffers of finished files, reused so the hot path does not allocate.
     pool: Pool,
     /// Files to keep in flight now, between MIN_WINDOW and `cfg.window`: grows while the
@@ -283,8 +290,14 @@ struct RingWorker<'a> {
 }
 
 impl RingWorker<'_> {
-    fn in_flight(&self) -> usize {
+    /// Slots taken, by files in flight or waiting for their hash.
+    fn busy(&self) -> usize {
         self.slots.len() - self.free.len()
+    }
+
+    /// Files with requests in the ring.
+    fn in_flight(&self) -> usize {
+        self.busy() - self.hashing.len()
     }
 
     fn run(&mut self, walk: &ParallelWalk) -> Result<()> {
@@ -293,7 +306,7 @@ impl RingWorker<'_> {
         let mut walk_done = false;
         loop {
             // Fill the window.
-            while self.in_flight() < self.target && !walk_done {
+            while self.in_flight() < self.target && !self.free.is_empty() && !walk_done {
                 let (dir, name) = match &mut current {
                     Some((b, i)) if *i < b.names.len() => {
                         *i += 1;
@@ -301,7 +314,7 @@ impl RingWorker<'_> {
                     }
                     _ => {
                         current = None;
-                        match walk.next(self.in_flight() == 0, &mut dirbuf) {
+                        match walk.next(self.busy() == 0, &mut dirbuf) {
                             Next::Batch(b) => {
                                 current = Some((b, 0));
                                 continue;
@@ -317,6 +330,10 @@ impl RingWorker<'_> {
                 self.start(dir, name)?;
             }
             if self.in_flight() == 0 {
+                if !self.hashing.is_empty() {
+                    self.hash_pending()?;
+                    continue;
+                }
                 if walk_done {
                     break;
                 }
@@ -576,25 +593,60 @@ impl RingWorker<'_> {
                     return self.finish(s, read_reference(path, stat));
                 }
                 if slot.phase == Phase::First {
-                    slot.content = Some(content_hash(stat.size, &slot.segments));
-                }
-                match sparse::attempt(stat.size, &slot.segments, &slot.path, slot.round) {
-                    Attempt::Parsed(parsed) => {
-                        let path = std::mem::take(&mut slot.path);
-                        let content = slot.content.take().expect("hashed after the first chain");
-                        let record = FileRecord::assemble(path, stat, Ok(content), parsed);
-                        self.finish(s, record)
+                    slot.phase = Phase::Hash;
+                    self.hashing.push(s);
+                    if self.hashing.len() == md5x8::LANES {
+                        self.hash_pending()?;
                     }
-                    Attempt::Fetch(plan) => {
-                        slot.round += 1;
-                        slot.phase = Phase::Refetch;
-                        let reads = plan
-                            .into_iter()
-                            .map(|(offset, len)| (offset, self.pool.take(len), len))
-                            .collect();
-                        self.submit_chain(s, reads)
-                    }
+                    return Ok(());
                 }
+                self.parse(s)
+            }
+            Phase::Hash => unreachable!("no requests in flight while waiting for the hash"),
+        }
+    }
+
+    /// Hash the files waiting for it together, then parse each.
+    fn hash_pending(&mut self) -> Result<()> {
+        let queued = std::mem::take(&mut self.hashing);
+        let inputs: Vec<_> = queued
+            .iter()
+            .map(|&s| {
+                let slot = &self.slots[s];
+                hashed(slot.stat.expect("stat'ed").size, &slot.segments)
+            })
+            .collect();
+        let hashes = content_hashes(&inputs);
+        for (&s, h) in queued.iter().zip(hashes) {
+            self.slots[s].content = Some(h);
+        }
+        for &s in &queued {
+            self.parse(s)?;
+        }
+        self.hashing = queued;
+        self.hashing.clear();
+        Ok(())
+    }
+
+    /// Parse a hashed file's tags from the bytes held; fetch more if the parse needs them.
+    fn parse(&mut self, s: usize) -> Result<()> {
+        let slot = &mut self.slots[s];
+        let stat = slot.stat.expect("stat'ed before reading");
+        match sparse::attempt(stat.size, &slot.segments, &slot.path, slot.round) {
+            Attempt::Parsed(parsed) => {
+                let path = std::mem::take(&mut slot.path);
+                let content = slot.content.take().expect("hashed after the first chain");
+                let record = FileRecord::assemble(path, stat, Ok(content), parsed);
+                self.finish(s, record)
+            }
+            Attempt::Fetch(plan) => {
+                slot.round += 1;
+                slot.phase = Phase::Refetch;
+                let reads = plan
+                    .into_iter()
+                    .map(|(offset, len)| (offset, self.pool.take(len), len))
+                    .collect();
+                self.submit_chain(s, reads)
             }
         }
     }

@@ -3,6 +3,8 @@
 
 use md5::{Digest, Md5};
 
+use super::md5x8;
+
 /// Bytes hashed from each end of a file.
 pub const CHUNK: u64 = 64 * 1024;
 
@@ -26,6 +28,13 @@ pub fn content_hash(head: &[u8], tail: Option<&[u8]>) -> String {
         h.update(t);
     }
     hex(&h.finalize())
+}
+
+/// [`content_hash`] of many files at once, in order: `(head, tail)` pairs. The parallel
+/// engines hold many files, so they hash them eight to a batch (see [`super::md5x8`]).
+pub fn content_hashes(files: &[(&[u8], Option<&[u8]>)]) -> Vec<String> {
+    let msgs: Vec<md5x8::Parts> = files.iter().map(|(h, t)| [*h, t.unwrap_or(&[])]).collect();
+    md5x8::digest_many(&msgs).iter().map(|d| hex(d)).collect()
 }
 
 /// `metadata_hash`: MD5 of `artist|title`, trimmed and Unicode-lower-cased; files with
@@ -64,6 +73,20 @@ mod tests {
             content_hash(b"The quick brown fox ", Some(b"jumps over the lazy dog")),
             "9e107d9d372bb6826bd81d3542a419d6"
         );
+    }
+
+    #[test]
+    fn batched_hashes_equal_one_by_one() {
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + i / 255) as u8).collect();
+        let files: Vec<(&[u8], Option<&[u8]>)> = vec![
+            (&big[..65_536], Some(&big[134_464..])),
+            (b"", None),
+            (&big[..100], None),
+            (&big[1..65_537], Some(&big[1000..66_536])),
+            (&big[..65_536], Some(&big[..65_536])),
+        ];
+        let one_by_one: Vec<String> = files.iter().map(|(h, t)| content_hash(h, *t)).collect();
+        assert_eq!(content_hashes(&files), one_by_one);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the tags, and the record that brings them together.
 
 pub mod hash;
+pub mod md5x8;
 pub mod record;
 pub mod sparse;
 pub mod tags;
