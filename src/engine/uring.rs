@@ -223,8 +223,10 @@ const READ_OPS_FROM: usize = 2;
 const OP_STATX: u64 = (1 << OP_BITS) - 1;
 /// Files in flight when reads complete as fast as they are asked for (a warm cache): a
 /// small window keeps each file's bytes in the CPU cache from the kernel's copy to the
-/// MD5, which a window of 64 files (12 MiB of buffers) does not.
-const MIN_WINDOW: usize = 4;
+/// MD5, which a window of 64 files (12 MiB of buffers) does not. One hash batch: eight
+/// files are read while the eight before them are hashed (measured warm on 10k files,
+/// best of 3: 1.00 s with 4, 0.96 s with 8, 1.10 s with 16).
+const MIN_WINDOW: usize = md5x8::LANES;
 /// A wait for completions longer than this was a wait on the device, not on task work.
 const IO_WAIT: std::time::Duration = std::time::Duration::from_micros(100);
 
