@@ -186,14 +186,15 @@ pub fn read_first(
     })
 }
 
-/// Hash a batch of files together, then parse each; records come out in order.
-pub fn finish_batch(files: Vec<FirstRead>, counters: &Counters) -> Vec<FileRecord> {
-    let inputs: Vec<_> = files.iter().map(FirstRead::hashed).collect();
+/// Hash a batch of files together, then parse each; each record comes out with what it
+/// was queued with.
+pub fn finish_batch<K>(files: Vec<(FirstRead, K)>, counters: &Counters) -> Vec<(FileRecord, K)> {
+    let inputs: Vec<_> = files.iter().map(|(f, _)| f.hashed()).collect();
     let hashes = hash::content_hashes(&inputs);
     files
         .into_iter()
         .zip(hashes)
-        .map(|(f, h)| f.finish(h, counters))
+        .map(|((f, k), h)| (f.finish(h, counters), k))
         .collect()
 }
 
@@ -214,7 +215,7 @@ mod tests {
     fn a_file_changed_after_its_stat_is_recorded_as_the_reference_records_it() {
         let tmp = tempfile::tempdir().unwrap();
         let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/corpus/files/beets/full.flac");
+            .join("fixtures/library/Daft Punk/Discovery/02 Aerodynamic.flac");
         let bytes = std::fs::read(src).unwrap();
         let mut big = bytes.clone();
         while big.len() < 300_000 {
@@ -243,7 +244,7 @@ mod tests {
                     .unwrap();
             }
             let fast = match read_first(&dir, &cname, path.clone(), stat, &counters) {
-                Ok(first) => finish_batch(vec![first], &counters).remove(0),
+                Ok(first) => finish_batch(vec![(first, ())], &counters).remove(0).0,
                 Err(record) => *record,
             };
             let reference = read_reference(path, stat);

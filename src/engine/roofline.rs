@@ -40,10 +40,18 @@ pub fn run(roots: &[PathBuf], opts: &WalkOptions, cores: usize, io_threads: usiz
     std::thread::scope(|s| {
         for _ in 0..io_threads.max(1) {
             s.spawn(|| {
-                // Hashed eight at a time, as the engines hash.
-                let mut held: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
-                let hash_held = |held: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>| {
-                    let inputs: Vec<_> = held.iter().map(|(h, t)| (&h[..], t.as_deref())).collect();
+                // One hash batch of buffers, reused: hashed eight at a time, as the engines
+                // hash, and no allocation per file.
+                let chunk = vec![0u8; CHUNK as usize];
+                let mut bufs = vec![(chunk.clone(), chunk); md5x8::LANES];
+                // Per buffer pair in use: the head's length, and whether a tail was read.
+                let mut held: Vec<(usize, bool)> = Vec::with_capacity(md5x8::LANES);
+                let hash_held = |bufs: &[(Vec<u8>, Vec<u8>)], held: &mut Vec<(usize, bool)>| {
+                    let inputs: Vec<_> = held
+                        .iter()
+                        .zip(bufs)
+                        .map(|(&(h, t), (head, tail))| (&head[..h], t.then_some(&tail[..])))
+                        .collect();
                     std::hint::black_box(hash::content_hashes(&inputs));
                     held.clear();
                 };
@@ -54,24 +62,21 @@ pub fn run(roots: &[PathBuf], opts: &WalkOptions, cores: usize, io_threads: usiz
                     let Ok(size) = f.metadata().map(|m| m.len()) else {
                         continue;
                     };
-                    let mut head = vec![0u8; hash::head_len(size)];
-                    if f.read_exact_at(&mut head, 0).is_err() {
+                    let (head, tail) = &mut bufs[held.len()];
+                    let h = &mut head[..hash::head_len(size)];
+                    if f.read_exact_at(h, 0).is_err() {
                         continue;
                     }
-                    let tail = hash::tail_offset(size).and_then(|off| {
-                        let mut t = vec![0u8; CHUNK as usize];
-                        f.read_exact_at(&mut t, off).is_ok().then_some(t)
-                    });
-                    bytes.fetch_add(
-                        (head.len() + tail.as_ref().map_or(0, Vec::len)) as u64,
-                        Ordering::Relaxed,
-                    );
-                    held.push((head, tail));
+                    let has_tail = hash::tail_offset(size)
+                        .is_some_and(|off| f.read_exact_at(tail, off).is_ok());
+                    let read = h.len() + if has_tail { tail.len() } else { 0 };
+                    bytes.fetch_add(read as u64, Ordering::Relaxed);
+                    held.push((h.len(), has_tail));
                     if held.len() == md5x8::LANES {
-                        hash_held(&mut held);
+                        hash_held(&bufs, &mut held);
                     }
                 }
-                hash_held(&mut held);
+                hash_held(&bufs, &mut held);
             });
         }
     });

@@ -43,9 +43,8 @@ pub(super) fn worker(
                 Triage::Read { path, stat, known } => {
                     match read_first(&batch.dir, name, path, stat, ctx.counters) {
                         Ok(first) => {
-                            pending.files.push(first);
-                            pending.known.push(known);
-                            if pending.files.len() == md5x8::LANES {
+                            pending.0.push((first, known));
+                            if pending.0.len() == md5x8::LANES {
                                 pending.flush(ctx, &mut out)?;
                             }
                         }
@@ -59,16 +58,13 @@ pub(super) fn worker(
     out.flush()
 }
 
+/// Files read and waiting to be hashed together, with what the index knew of each.
 #[derive(Default)]
-struct Pending {
-    files: Vec<FirstRead>,
-    known: Vec<Option<KnownFile>>,
-}
+struct Pending(Vec<(FirstRead, Option<KnownFile>)>);
 
 impl Pending {
     fn flush(&mut self, ctx: &EngineContext, out: &mut Batcher) -> Result<()> {
-        let records = finish_batch(std::mem::take(&mut self.files), ctx.counters);
-        for (record, known) in records.into_iter().zip(self.known.drain(..)) {
+        for (record, known) in finish_batch(std::mem::take(&mut self.0), ctx.counters) {
             out.push(Change::Record {
                 record: Box::new(record),
                 known,

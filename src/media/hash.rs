@@ -22,12 +22,7 @@ pub fn tail_offset(size: u64) -> Option<u64> {
 
 /// `file_content_hash`: MD5 of the head, followed by the tail when there is one.
 pub fn content_hash(head: &[u8], tail: Option<&[u8]>) -> String {
-    let mut h = Md5::new();
-    h.update(head);
-    if let Some(t) = tail {
-        h.update(t);
-    }
-    hex(&h.finalize())
+    hex(&md5x8::digest_one(&[head, tail.unwrap_or(&[])]))
 }
 
 /// [`content_hash`] of many files at once, in order: `(head, tail)` pairs. The parallel

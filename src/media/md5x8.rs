@@ -33,19 +33,20 @@ pub fn digest_many(msgs: &[Parts]) -> Vec<[u8; 16]> {
     for chunk in msgs.chunks(LANES) {
         // Eight lanes cost the same however many are filled: from two messages up the
         // wide path is cheaper per message than the scalar one.
-        #[cfg(target_arch = "x86_64")]
         if wide && chunk.len() >= 2 {
-            // SAFETY: AVX2 is present (checked above).
-            unsafe { x86::digest8(chunk, &mut out) };
-            continue;
+            #[cfg(target_arch = "x86_64")]
+            {
+                // SAFETY: AVX2 is present (checked above).
+                unsafe { x86::digest8(chunk, &mut out) };
+                continue;
+            }
         }
-        let _ = wide;
         out.extend(chunk.iter().map(digest_one));
     }
     out
 }
 
-/// The scalar path, the same as [`crate::media::hash::content_hash`] computes.
+/// One message with the md-5 crate: the reference engine's hash, and the wide path's oracle.
 pub fn digest_one(msg: &Parts) -> [u8; 16] {
     let mut h = Md5::new();
     h.update(msg[0]);

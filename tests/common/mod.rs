@@ -13,8 +13,11 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The shared corpus: under `MUSICDEX_SHARED` (set by ci/test), else beside the checkout.
 pub fn corpus() -> PathBuf {
-    repo().join("../shared/corpus")
+    std::env::var_os("MUSICDEX_SHARED")
+        .map_or_else(|| repo().join("../shared"), PathBuf::from)
+        .join("corpus")
 }
 
 pub fn musicdex(args: &[&str]) -> Output {
