@@ -50,6 +50,7 @@ fn index_once(lib: &Path, db: &Path, engine: EngineKind) -> Duration {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         progress: false,
         writer: WriterOptions::default(),
+        max_removed: Default::default(),
     };
     let started = Instant::now();
     let s = index::run(&opts).expect("index run");

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::engine::{self, CHANNEL_BATCHES, Counters, EngineContext, EngineKind};
 use crate::scan::WalkOptions;
-use crate::store::writer::{Writer, WriterOptions, mark_missing};
+use crate::store::writer::{MaxRemoved, RootState, Writer, WriterOptions, mark_missing};
 use crate::store::{self, Known, now_rfc3339};
 
 #[derive(Clone, Debug)]
@@ -24,6 +24,8 @@ pub struct IndexOptions {
     pub threads: usize,
     pub progress: bool,
     pub writer: WriterOptions,
+    /// The most of a root's rows one run may mark removed.
+    pub max_removed: MaxRemoved,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -39,6 +41,9 @@ pub struct Summary {
     pub engine: &'static str,
     pub threads: usize,
     pub db: String,
+    /// One line per root whose missing files were not marked removed (unmounted, moved
+    /// to another device, or more gone than `--max-removed` allows); the run exits 1.
+    pub removal_refused: Vec<String>,
     pub metrics: Metrics,
 }
 
@@ -65,29 +70,10 @@ pub struct Metrics {
     pub walk_errors: u64,
 }
 
-/// Absolute, normalised roots without resolving symlinks: the paths the user gave are
-/// the paths stored.
+/// The roots of a run by the identity rules: real paths, repeated and nested roots merged
+/// (see [`crate::scan::identity`]).
 pub fn normalise_roots(roots: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for r in roots {
-        if std::fs::symlink_metadata(r).is_err() {
-            bail!("library path {} does not exist", r.display());
-        }
-        let abs =
-            std::path::absolute(r).with_context(|| format!("cannot resolve {}", r.display()))?;
-        let mut clean = PathBuf::new();
-        for c in abs.components() {
-            match c {
-                std::path::Component::ParentDir => {
-                    clean.pop();
-                }
-                std::path::Component::CurDir => {}
-                other => clean.push(other),
-            }
-        }
-        out.push(clean);
-    }
-    Ok(out)
+    crate::scan::identity::resolve_roots(roots)
 }
 
 pub fn run(opts: &IndexOptions) -> Result<Summary> {
@@ -95,20 +81,32 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
     let rusage_start = rusage();
     let roots = normalise_roots(&opts.roots)?;
     let conn = store::open(&opts.db)?;
+    close_abandoned_runs(&conn)?;
     let roots_text = roots
         .iter()
         .map(|r| r.to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join("\n");
     conn.execute(
-        "INSERT INTO library_stats (started_at, roots, engine, status) VALUES (?1, ?2, ?3, 'running')",
-        params![now_rfc3339(), roots_text, opts.engine.name()],
+        "INSERT INTO library_stats (started_at, roots, engine, status, pid)
+         VALUES (?1, ?2, ?3, 'running', ?4)",
+        params![
+            now_rfc3339(),
+            roots_text,
+            opts.engine.name(),
+            std::process::id()
+        ],
     )
     .with_context(|| format!("cannot write to database {}", opts.db.display()))?;
     let run_id = conn.last_insert_rowid();
+    // Whatever ends this function early (an error, a panic) logs the run as failed.
+    let _guard = RunGuard {
+        db: &opts.db,
+        run_id,
+    };
 
     let known = Known::load(&conn, &roots)?;
-    engine::install_sigint_handler();
+    engine::install_signal_handlers();
     let load_secs = started.elapsed().as_secs_f64();
 
     let counters = Counters::default();
@@ -119,10 +117,16 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
 
     let done = AtomicBool::new(false);
     let (engine_result, writer_result) = std::thread::scope(|s| {
-        let writer = std::thread::Builder::new()
+        let writer = match std::thread::Builder::new()
             .name("musicdex-writer".into())
             .spawn_scoped(s, move || writer.run(rx))
-            .expect("spawn writer thread");
+        {
+            Ok(w) => w,
+            Err(e) => {
+                let e = anyhow::anyhow!("cannot start the database writer thread: {e}");
+                return (Err(e), None);
+            }
+        };
         if opts.progress {
             s.spawn(|| progress_loop(&counters, &written, &done));
         }
@@ -137,11 +141,16 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
         let engine_result = engine::run(opts.engine, &ctx, tx);
         let writer_result = writer.join();
         done.store(true, Ordering::Relaxed);
-        (engine_result, writer_result)
+        (engine_result, Some(writer_result))
     });
     let writer_result = match writer_result {
-        Ok(r) => r,
-        Err(_) => bail!("the database writer panicked"),
+        Some(Ok(r)) => r,
+        Some(Err(_)) => bail!("the database writer panicked"),
+        None => {
+            return Err(engine_result
+                .err()
+                .unwrap_or_else(|| anyhow::anyhow!("no writer")));
+        }
     };
     // A writer error explains an engine's "writer stopped", so report it first.
     let (mut conn, report, seen) = writer_result?;
@@ -174,7 +183,18 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
     let scan_secs = scan_started.elapsed().as_secs_f64();
 
     let finish_started = Instant::now();
-    let removed = mark_missing(&mut conn, &known, &seen, &problems.skipped_dirs)?;
+    let root_states = root_states(&conn, &roots, &known)?;
+    let decision = mark_missing(
+        &mut conn,
+        &known,
+        &seen,
+        &problems.skipped_dirs,
+        &opts.walk.filter,
+        &root_states,
+        opts.max_removed,
+    )?;
+    let removed = decision.remove.len() as u64;
+    record_devices(&conn, &root_states, &decision.accepted_roots, run_id)?;
     let elapsed = started.elapsed().as_secs_f64();
     let found = counters.found.load(Ordering::Relaxed);
     let errors = report.errors + problems.errors;
@@ -218,6 +238,7 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
         engine: engine_used.name(),
         threads: opts.threads,
         db: opts.db.display().to_string(),
+        removal_refused: decision.refused,
         metrics: Metrics {
             load_secs,
             scan_secs,
@@ -238,6 +259,119 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
             walk_errors: problems.errors,
         },
     })
+}
+
+/// Logs the run as failed unless it was logged as something else first.
+struct RunGuard<'a> {
+    db: &'a Path,
+    run_id: i64,
+}
+
+impl Drop for RunGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(conn) = rusqlite::Connection::open(self.db) {
+            let _ = conn.busy_timeout(Duration::from_secs(10));
+            let _ = conn.execute(
+                "UPDATE library_stats SET status = 'failed', finished_at = ?1
+                 WHERE id = ?2 AND status = 'running'",
+                params![now_rfc3339(), self.run_id],
+            );
+        }
+    }
+}
+
+/// Whether the process that logged a run is still running (on this machine).
+pub fn process_alive(pid: i64) -> bool {
+    if pid <= 0 || pid > i64::from(i32::MAX) {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists.
+    let r = unsafe { libc::kill(pid as i32, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Close the runs a crash or `kill -9` left `running`: their process is gone.
+pub fn close_abandoned_runs(conn: &rusqlite::Connection) -> Result<()> {
+    let mut stmt = conn.prepare("SELECT id, pid FROM library_stats WHERE status = 'running'")?;
+    let stale: Vec<i64> = stmt
+        .query_map([], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
+        })?
+        .filter_map(|r| r.ok())
+        .filter(|(_, pid)| !pid.is_some_and(process_alive))
+        .map(|(id, _)| id)
+        .collect();
+    for id in stale {
+        conn.execute(
+            "UPDATE library_stats SET status = 'abandoned' WHERE id = ?1",
+            [id],
+        )?;
+    }
+    Ok(())
+}
+
+/// Per root: its active rows, its device now and as recorded at its last run.
+fn root_states(
+    conn: &rusqlite::Connection,
+    roots: &[PathBuf],
+    known: &Known,
+) -> Result<Vec<RootState>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut states: Vec<RootState> = roots
+        .iter()
+        .map(|r| RootState {
+            path: r.clone(),
+            active: 0,
+            device: std::fs::metadata(r).ok().map(|m| m.dev()),
+            recorded_device: None,
+        })
+        .collect();
+    let trees: Vec<store::Subtree> = roots.iter().map(|r| store::Subtree::new(r)).collect();
+    for (path, k) in &known.files {
+        if !k.active {
+            continue;
+        }
+        if let Some(i) = trees.iter().position(|t| t.contains(path)) {
+            states[i].active += 1;
+        }
+    }
+    let mut stmt = conn.prepare("SELECT device FROM library_roots WHERE path_bytes = ?1")?;
+    for st in &mut states {
+        st.recorded_device = stmt
+            .query_row([crate::media::record::path_bytes(&st.path)], |r| {
+                r.get::<_, i64>(0)
+            })
+            .ok()
+            .map(|d| d as u64);
+    }
+    Ok(states)
+}
+
+/// Remember the device of every root whose removals went through.
+fn record_devices(
+    conn: &rusqlite::Connection,
+    states: &[RootState],
+    accepted: &[PathBuf],
+    run_id: i64,
+) -> Result<()> {
+    for st in states {
+        let Some(dev) = st.device else { continue };
+        if !accepted.contains(&st.path) {
+            continue;
+        }
+        conn.execute(
+            "INSERT INTO library_roots (path_bytes, path, device, last_run) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(path_bytes) DO UPDATE SET device = excluded.device,
+                 last_run = excluded.last_run",
+            params![
+                crate::media::record::path_bytes(&st.path),
+                st.path.to_string_lossy(),
+                dev as i64,
+                run_id
+            ],
+        )?;
+    }
+    Ok(())
 }
 
 fn progress_loop(counters: &Counters, written: &AtomicU64, done: &AtomicBool) {

@@ -12,7 +12,7 @@ use musicdex::engine::EngineKind;
 use musicdex::r#gen::{self, GenOptions, Mix};
 use musicdex::index::{self, IndexOptions};
 use musicdex::scan::{ExtFilter, WalkOptions};
-use musicdex::store::writer::WriterOptions;
+use musicdex::store::writer::{MaxRemoved, WriterOptions};
 use musicdex::store::{self, query};
 
 /// The engine `index` and `vet` use unless `--engine` says otherwise.
@@ -41,8 +41,8 @@ enum Command {
         db: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = DEFAULT_ENGINE)]
         engine: EngineKind,
-        /// Worker threads [default: cores available]
-        #[arg(long)]
+        /// Worker threads, 1 to 1024 [default: cores available]
+        #[arg(long, value_parser = parse_threads)]
         threads: Option<usize>,
         /// Read every file again, even when size and mtime are unchanged.
         #[arg(long)]
@@ -62,6 +62,11 @@ enum Command {
         /// Extensions: `mp3,flac` restricts to those; `+dsf,-wav` edits the default set.
         #[arg(long, value_name = "LIST")]
         ext: Option<String>,
+        /// The most of a root's indexed files one run may mark removed, as a share
+        /// (`50%`) or a count (`200`); beyond it none are, and the run exits 1.
+        /// `100%` accepts any removal, also on a root that moved to another device.
+        #[arg(long, value_name = "SHARE|COUNT", default_value = "50%", value_parser = MaxRemoved::parse)]
+        max_removed: MaxRemoved,
         /// Benchmark baseline: one transaction per file with synchronous=FULL, as the
         /// replaced tool did.
         #[arg(long, hide = true)]
@@ -112,8 +117,8 @@ enum Command {
         dry_run: bool,
         #[arg(long, value_enum, default_value_t = DEFAULT_ENGINE)]
         engine: EngineKind,
-        /// Worker threads [default: cores available]
-        #[arg(long)]
+        /// Worker threads, 1 to 1024 [default: cores available]
+        #[arg(long, value_parser = parse_threads)]
         threads: Option<usize>,
         /// Extensions, as for `index --ext`.
         #[arg(long, value_name = "LIST")]
@@ -189,8 +194,8 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("musicdex: {e:#}");
-            if e.is::<musicdex::engine::Interrupted>() {
-                ExitCode::from(130)
+            if let Some(i) = e.downcast_ref::<musicdex::engine::Interrupted>() {
+                ExitCode::from(i.exit_code())
             } else {
                 ExitCode::from(1)
             }
@@ -211,6 +216,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             no_progress,
             follow_symlinks,
             ext,
+            max_removed,
             legacy_commit,
         } => {
             let filter = ext_filter(ext)?;
@@ -229,6 +235,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     legacy_per_file_commit: legacy_commit,
                     ..Default::default()
                 },
+                max_removed,
             };
             let summary = index::run(&opts)?;
             if json {
@@ -236,9 +243,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 index::print_summary(&summary, metrics);
             }
+            if !summary.removal_refused.is_empty() {
+                for line in &summary.removal_refused {
+                    eprintln!("musicdex: {line}");
+                }
+                return Ok(ExitCode::from(1));
+            }
         }
         Command::Stats { db, json } => {
-            let conn = store::open_existing(&index::db_path_or_default(db.as_deref())?)?;
+            let conn = store::open_read_only(&index::db_path_or_default(db.as_deref())?)?;
             let s = query::stats(&conn)?;
             if json {
                 println!("{}", serde_json::to_string(&s)?);
@@ -247,7 +260,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Export { db, format } => {
-            let conn = store::open_existing(&index::db_path_or_default(db.as_deref())?)?;
+            let conn = store::open_read_only(&index::db_path_or_default(db.as_deref())?)?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             query::export(&conn, format, &mut out)?;
@@ -258,7 +271,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             min_score,
             json,
         } => {
-            let conn = store::open_existing(&index::db_path_or_default(db.as_deref())?)?;
+            let conn = store::open_read_only(&index::db_path_or_default(db.as_deref())?)?;
             let report = dupes::groups::find(&conn, &dupes::DupesOptions { by, min_score })?;
             print_report(json, &report, dupes::report::print_dupes)?;
         }
@@ -292,7 +305,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             threads,
             ext,
         } => {
-            let conn = store::open_existing(&index::db_path_or_default(db.as_deref())?)?;
+            let path = index::db_path_or_default(db.as_deref())?;
+            // Moving files is the one vet that must write (what moved, where).
+            let conn = if move_duplicates_to.is_some() && !dry_run {
+                store::open_existing(&path)?
+            } else {
+                store::open_read_only(&path)?
+            };
             let opts = dupes::VetOptions {
                 folder,
                 engine,
@@ -353,6 +372,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_threads(s: &str) -> std::result::Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+        _ => Err(format!("'{s}' is not a thread count from 1 to 1024")),
+    }
 }
 
 fn cores() -> usize {

@@ -204,7 +204,7 @@ pub fn find(conn: &Connection, opts: &DupesOptions) -> Result<DupesReport> {
     std::thread::scope(|s| {
         let background = second_db.map(|path| {
             s.spawn(move || -> Result<(Vec<Cluster>, DupesSummary)> {
-                let conn = crate::store::open_existing(&path)?;
+                let conn = crate::store::open_read_only(&path)?;
                 let mut summary = DupesSummary::default();
                 let clusters = fuzzy_clusters(&conn, opts.min_score, &mut summary)?;
                 Ok((clusters, summary))

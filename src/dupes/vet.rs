@@ -195,7 +195,9 @@ pub fn run(conn: &Connection, opts: &VetOptions) -> Result<VetReport> {
     }
 
     let elapsed = started.elapsed().as_secs_f64();
-    conn.execute(
+    let writable = history_connection(conn);
+    let conn = writable.as_ref().unwrap_or(conn);
+    let inserted = conn.execute(
         "INSERT INTO vetting_history (vetted_at, folder, engine, threshold, duration_secs,
             total_files, new_songs, duplicates, uncertain, unreadable, moved, export_dir,
             move_dir, dry_run)
@@ -220,7 +222,15 @@ pub fn run(conn: &Connection, opts: &VetOptions) -> Result<VetReport> {
                 .map(|p| p.to_string_lossy().into_owned()),
             opts.dry_run,
         ],
-    )?;
+    );
+    // A user who may only read the index gets one warning, not an error.
+    let history_id = match inserted {
+        Ok(_) => conn.last_insert_rowid(),
+        Err(e) => {
+            eprintln!("musicdex: vetting_history not recorded (the index is read-only here): {e}");
+            0
+        }
+    };
     Ok(VetReport {
         folder: folder_text,
         vetted_at,
@@ -231,9 +241,20 @@ pub fn run(conn: &Connection, opts: &VetOptions) -> Result<VetReport> {
         files,
         moves,
         exported,
-        history_id: conn.last_insert_rowid(),
+        history_id,
         elapsed_secs: elapsed,
     })
+}
+
+/// The connection vet read through is read-only unless it moves files: for the one
+/// history row, a writable one where the user may write the index (`None`: use the one
+/// in hand, which then fails with the reason).
+fn history_connection(conn: &Connection) -> Option<Connection> {
+    if !conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
+        return None;
+    }
+    let path = conn.path().filter(|p| !p.is_empty())?;
+    crate::store::open_existing(std::path::Path::new(path)).ok()
 }
 
 /// Looks files up in the library. Artist blocks are loaded on first need: a folder of

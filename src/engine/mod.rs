@@ -8,7 +8,7 @@ pub mod threads;
 pub mod uring;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 use anyhow::Result;
 use crossbeam_channel::Sender;
@@ -71,21 +71,35 @@ pub struct EngineContext<'a> {
     pub counters: &'a Counters,
 }
 
-/// Whether a file must be read again. One definition for all engines.
+/// Whether a file must be read again. One definition for all engines. A file whose last
+/// read failed (stat, open, read) is read again whatever its size and mtime.
 pub fn decide(known: Option<&KnownFile>, stat: Stat, full: bool) -> Option<KnownFile> {
     match known {
-        Some(k) if !full && k.size == stat.size && k.mtime_ns == stat.mtime_ns => Some(*k),
+        Some(k) if !full && !k.retry && k.size == stat.size && k.mtime_ns == stat.mtime_ns => {
+            Some(*k)
+        }
         _ => None,
     }
 }
 
-/// Set by the SIGINT handler. Every engine sends through [`Batcher`], which checks it, so
-/// Ctrl-C stops all of them at the next file and the writer commits what it has.
+/// Set by the SIGINT, SIGTERM and SIGHUP handler. Every engine sends through [`Batcher`],
+/// which checks it, so a stop request ends all of them at the next file and the writer
+/// commits what it has.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The signal that asked for the stop, for the exit code (128 + signal, as a shell
+/// reports a process killed by it).
+static STOP_SIGNAL: AtomicI32 = AtomicI32::new(libc::SIGINT);
 
-/// The error an engine returns when it stopped because of Ctrl-C.
+/// The error an engine returns when it stopped because of Ctrl-C, SIGTERM or SIGHUP.
 #[derive(Debug)]
 pub struct Interrupted;
+
+impl Interrupted {
+    /// 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP.
+    pub fn exit_code(&self) -> u8 {
+        (128 + STOP_SIGNAL.load(Ordering::SeqCst)) as u8
+    }
+}
 
 impl std::fmt::Display for Interrupted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -95,18 +109,22 @@ impl std::fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
-extern "C" fn on_sigint(_: libc::c_int) {
+extern "C" fn on_stop_signal(sig: libc::c_int) {
     if INTERRUPTED.swap(true, Ordering::SeqCst) {
-        // A second Ctrl-C means now: the database is consistent at any instant.
-        unsafe { libc::_exit(130) };
+        // A second signal means now: the database is consistent at any instant.
+        unsafe { libc::_exit(128 + sig) };
     }
+    STOP_SIGNAL.store(sig, Ordering::SeqCst);
 }
 
-/// Route the first Ctrl-C to a clean stop instead of an abrupt exit.
-pub fn install_sigint_handler() {
-    // SAFETY: the handler only touches an atomic and calls _exit, both async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+/// Route the first Ctrl-C, SIGTERM (a service stop, `kill`) or SIGHUP (a closed terminal)
+/// to a clean stop instead of an abrupt exit.
+pub fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only touches atomics and calls _exit, all async-signal-safe.
+        unsafe {
+            libc::signal(sig, on_stop_signal as *const () as libc::sighandler_t);
+        }
     }
 }
 
@@ -184,23 +202,35 @@ where
     F: Fn(&scan::parallel::ParallelWalk, Sender<Vec<Change>>) -> Result<()> + Sync,
 {
     let walk = scan::parallel::ParallelWalk::new(ctx.roots, ctx.walk);
+    let mut spawn_error = None;
     let results: Vec<Result<()>> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..ctx.threads.max(1))
-            .map(|i| {
-                let tx = tx.clone();
-                let (walk, worker) = (&walk, &worker);
-                std::thread::Builder::new()
-                    .name(format!("musicdex-{name}-{i}"))
-                    .spawn_scoped(s, move || {
-                        let r = worker(walk, tx);
-                        if r.is_err() {
-                            walk.stop();
-                        }
-                        r
-                    })
-                    .expect("spawn engine thread")
-            })
-            .collect();
+        let mut workers = Vec::with_capacity(ctx.threads.max(1));
+        for i in 0..ctx.threads.max(1) {
+            let tx = tx.clone();
+            let (walk, worker) = (&walk, &worker);
+            let spawned = std::thread::Builder::new()
+                .name(format!("musicdex-{name}-{i}"))
+                .spawn_scoped(s, move || {
+                    let r = worker(walk, tx);
+                    if r.is_err() {
+                        walk.stop();
+                    }
+                    r
+                });
+            match spawned {
+                Ok(w) => workers.push(w),
+                Err(e) => {
+                    // Out of threads or memory: the ones running stop at their next file.
+                    spawn_error = Some(anyhow::anyhow!(
+                        "cannot start engine thread {} of {}: {e}",
+                        i + 1,
+                        ctx.threads
+                    ));
+                    walk.stop();
+                    break;
+                }
+            }
+        }
         workers
             .into_iter()
             .map(|w| {
@@ -210,6 +240,9 @@ where
             .collect()
     });
     drop(tx);
+    if let Some(e) = spawn_error {
+        return Err(e);
+    }
     for r in results {
         r?;
     }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 
+pub mod identity;
 pub mod parallel;
 
 /// Audio extensions indexed by default (matched case-insensitively).
@@ -134,31 +135,30 @@ impl WalkProblems {
 }
 
 /// The reference walk: one thread, std::fs, depth first. Calls `on_file` for every
-/// matching file, until it returns `false`. Symlinks are skipped unless followed; followed directory links are
-/// checked against the (device, inode) of every directory on the way, so loops end.
+/// matching file, until it returns `false`. Roots must come from
+/// [`identity::resolve_roots`]; symlinks are taken only when followed, by the rules of
+/// [`identity`], so every file comes once, under the same path as in the parallel walk.
 pub fn walk_sequential(
     roots: &[PathBuf],
     opts: &WalkOptions,
     mut on_file: impl FnMut(PathBuf) -> bool,
 ) -> WalkProblems {
     let mut problems = WalkProblems::default();
-    let mut visited: HashSet<(u64, u64)> = HashSet::new();
-    for root in roots {
-        let meta = match fs::metadata(root) {
-            Ok(m) => m,
-            Err(e) => {
-                problems.report(root, "cannot read", &e, true);
-                continue;
+    let mut rules = identity::LinkRules::new(roots);
+    let mut stack: Vec<PathBuf> = Vec::new();
+    let mut links: Vec<PathBuf> = Vec::new();
+    for root in roots.iter().rev() {
+        match fs::metadata(root) {
+            Ok(m) if m.is_file() => {
+                if opts.filter.matches(root) && !on_file(root.clone()) {
+                    return problems;
+                }
             }
-        };
-        if meta.is_file() {
-            if opts.filter.matches(root) && !on_file(root.clone()) {
-                return problems;
-            }
-            continue;
+            Ok(_) => stack.push(root.clone()),
+            Err(e) => problems.report(root, "cannot read", &e, true),
         }
-        let mut stack = vec![root.clone()];
-        visited.insert((meta.dev(), meta.ino()));
+    }
+    loop {
         while let Some(dir) = stack.pop() {
             let entries = match fs::read_dir(&dir) {
                 Ok(e) => e,
@@ -185,46 +185,42 @@ pub fn walk_sequential(
                     }
                 };
                 if ft.is_dir() {
+                    if opts.follow_symlinks
+                        && let Ok(m) = entry.metadata()
+                        && rules.skip_subdir(m.dev(), m.ino())
+                    {
+                        continue;
+                    }
                     subdirs.push(path);
                 } else if ft.is_file() {
                     if opts.filter.matches(&path) && !on_file(path) {
                         return problems;
                     }
                 } else if ft.is_symlink() && opts.follow_symlinks {
-                    match fs::metadata(&path) {
-                        Ok(m) if m.is_dir() => {
-                            if visited.insert((m.dev(), m.ino())) {
-                                subdirs.push(path);
-                            } else {
-                                eprintln!(
-                                    "musicdex: not following {}: directory already visited (symlink loop)",
-                                    path.display()
-                                );
-                            }
-                        }
-                        Ok(m) if m.is_file() => {
-                            if opts.filter.matches(&path) && !on_file(path) {
-                                return problems;
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(e) => problems.report(&path, "broken symlink", &e, false),
+                    links.push(path);
+                }
+            }
+            stack.extend(subdirs.into_iter().rev());
+        }
+        if links.is_empty() {
+            return problems;
+        }
+        let round = std::mem::take(&mut links);
+        for extra in rules
+            .resolve(round, &opts.filter, &mut problems)
+            .into_iter()
+            .rev()
+        {
+            match extra {
+                identity::Extra::Dir(d) => stack.push(d),
+                identity::Extra::File(f) => {
+                    if !on_file(f) {
+                        return problems;
                     }
                 }
             }
-            // Real directories are recorded too, so a link to an ancestor is seen as a loop.
-            for sub in subdirs.into_iter().rev() {
-                if opts.follow_symlinks
-                    && let Ok(m) = fs::symlink_metadata(&sub)
-                    && m.is_dir()
-                {
-                    visited.insert((m.dev(), m.ino()));
-                }
-                stack.push(sub);
-            }
         }
     }
-    problems
 }
 
 #[cfg(test)]

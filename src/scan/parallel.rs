@@ -1,14 +1,15 @@
 //! The parallel directory walk: directories are the unit of work, shared by every engine
 //! thread through one LIFO queue (depth first keeps the queue short), each read with
 //! getdents64 into a large buffer. Same semantics as [`super::walk_sequential`]: the
-//! extension filter on raw name bytes, symlinks only when followed, loops cut by
-//! (device, inode), unreadable directories reported and recorded so their files are kept.
+//! extension filter on raw name bytes, symlinks only when followed and then by the rules
+//! of [`super::identity`] (resolved in rounds, between which the queue runs dry, so the
+//! paths never depend on timing), unreadable directories reported and recorded so their
+//! files are kept.
 //!
 //! A thread asks for the next [`Batch`] of files; the walk lists directories on the way.
 //! Files are handed out with their open directory, so the engines stat and open them
 //! relative to it (no path walk per file).
 
-use std::collections::HashSet;
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
 use std::mem::MaybeUninit;
@@ -20,6 +21,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir};
 
+use super::identity::{Extra, LinkRules};
 use super::{WalkOptions, WalkProblems};
 
 /// getdents64 buffer: large enough that a typical album folder takes one call.
@@ -70,7 +72,8 @@ pub struct ParallelWalk<'a> {
     opts: &'a WalkOptions,
     queue: Mutex<Queue>,
     ready: Condvar,
-    visited: Mutex<HashSet<(u64, u64)>>,
+    /// The link rules and the links met in the current round.
+    links: Mutex<(LinkRules, Vec<PathBuf>)>,
     problems: Mutex<WalkProblems>,
     stopped: AtomicBool,
 }
@@ -93,7 +96,7 @@ impl<'a> ParallelWalk<'a> {
                 pending: 0,
             }),
             ready: Condvar::new(),
-            visited: Mutex::new(HashSet::new()),
+            links: Mutex::new((LinkRules::new(roots), Vec::new())),
             problems: Mutex::new(WalkProblems::default()),
             stopped: AtomicBool::new(false),
         };
@@ -110,10 +113,7 @@ impl<'a> ParallelWalk<'a> {
                         }
                     }
                 }
-                Ok(st) => {
-                    walk.lock_visited().insert((st.st_dev, st.st_ino));
-                    initial.push(Work::Dir(root.clone()));
-                }
+                Ok(_) => initial.push(Work::Dir(root.clone())),
             }
         }
         walk.push_all(initial);
@@ -140,7 +140,16 @@ impl<'a> ParallelWalk<'a> {
                         break w;
                     }
                     if q.pending == 0 {
-                        return Next::Done;
+                        // Every tree in hand is listed: the links met are resolved now,
+                        // with the whole round known, so the outcome is timing-free.
+                        let work = self.next_round();
+                        if work.is_empty() {
+                            return Next::Done;
+                        }
+                        q.pending += work.len();
+                        q.stack.extend(work);
+                        self.ready.notify_all();
+                        continue;
                     }
                     if !wait {
                         return Next::Empty;
@@ -199,8 +208,35 @@ impl<'a> ParallelWalk<'a> {
             .report(path, what, e, is_dir);
     }
 
-    fn lock_visited(&self) -> std::sync::MutexGuard<'_, HashSet<(u64, u64)>> {
-        self.visited.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock_links(&self) -> std::sync::MutexGuard<'_, (LinkRules, Vec<PathBuf>)> {
+        self.links.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Resolve the links of the round just listed into the next round's work.
+    fn next_round(&self) -> Vec<Work> {
+        let mut links = self.lock_links();
+        if links.1.is_empty() {
+            return Vec::new();
+        }
+        let round = std::mem::take(&mut links.1);
+        let mut problems = WalkProblems::default();
+        let extra = links.0.resolve(round, &self.opts.filter, &mut problems);
+        drop(links);
+        self.problems
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .merge(problems);
+        let mut work = Vec::with_capacity(extra.len());
+        for e in extra.into_iter().rev() {
+            match e {
+                Extra::Dir(d) => work.push(Work::Dir(d)),
+                Extra::File(f) => match root_file_batch(&f) {
+                    Ok(b) => work.push(Work::Files(b)),
+                    Err(e) => self.report(&f, "cannot read", &e, false),
+                },
+            }
+        }
+        work
     }
 
     /// List one directory: queue its subdirectories and all but the first batch of its
@@ -220,6 +256,7 @@ impl<'a> ParallelWalk<'a> {
         let follow = self.opts.follow_symlinks;
         let mut names: Vec<CString> = Vec::new();
         let mut subdirs: Vec<CString> = Vec::new();
+        let mut links: Vec<PathBuf> = Vec::new();
         let mut iter = RawDir::new(&fd, &mut buf.0);
         while let Some(entry) = iter.next() {
             let entry = match entry {
@@ -255,46 +292,21 @@ impl<'a> ParallelWalk<'a> {
                 FileType::RegularFile if self.opts.filter.matches_name(bytes) => {
                     names.push(name.to_owned());
                 }
-                FileType::Symlink if follow => {
-                    match rustix::fs::statat(&fd, name, AtFlags::empty()) {
-                        Ok(st) => match FileType::from_raw_mode(st.st_mode) {
-                            FileType::Directory => {
-                                if self.lock_visited().insert((st.st_dev, st.st_ino)) {
-                                    subdirs.push(name.to_owned());
-                                } else {
-                                    eprintln!(
-                                        "musicdex: not following {}: directory already visited (symlink loop)",
-                                        path.join(OsStr::from_bytes(bytes)).display()
-                                    );
-                                }
-                            }
-                            FileType::RegularFile if self.opts.filter.matches_name(bytes) => {
-                                names.push(name.to_owned());
-                            }
-                            _ => {}
-                        },
-                        Err(e) => self.report(
-                            &path.join(OsStr::from_bytes(bytes)),
-                            "broken symlink",
-                            &e.into(),
-                            false,
-                        ),
-                    }
-                }
+                FileType::Symlink if follow => links.push(path.join(OsStr::from_bytes(bytes))),
                 _ => {}
             }
         }
-        // As in the sequential walk, real directories are recorded after the listing, so
-        // a link to an ancestor (or anything already listed) counts as a loop.
+        // A real subfolder that is a root or was taken through a link is walked under
+        // that identity, not here.
         if follow {
-            let mut visited = self.lock_visited();
-            for sub in &subdirs {
-                if let Ok(st) = rustix::fs::statat(&fd, sub.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
-                    && FileType::from_raw_mode(st.st_mode) == FileType::Directory
-                {
-                    visited.insert((st.st_dev, st.st_ino));
-                }
-            }
+            let mut l = self.lock_links();
+            subdirs.retain(|sub| {
+                !matches!(
+                    rustix::fs::statat(&fd, sub.as_c_str(), AtFlags::SYMLINK_NOFOLLOW),
+                    Ok(st) if l.0.skip_subdir(st.st_dev, st.st_ino)
+                )
+            });
+            l.1.append(&mut links);
         }
         let mut work: Vec<Work> = subdirs
             .into_iter()
@@ -426,7 +438,9 @@ mod tests {
                 filter: ExtFilter::parse("*").unwrap(),
             };
             let (seq, par) = both(tmp.path(), &opts, threads);
-            assert!(seq.iter().any(|p| p.ends_with("link.mp3")));
+            // link.mp3 points into the root: that file is indexed under its real path.
+            assert!(!seq.iter().any(|p| p.ends_with("link.mp3")));
+            assert_eq!(seq.len(), 7 * 5 * 10 + BATCH_FILES * 3 + 5 + 1);
             assert_eq!(seq, par);
         }
     }

@@ -62,6 +62,103 @@ pub fn open_existing(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Open an existing index for reading only: nothing is created, migrated or left behind
+/// (no `-wal`/`-shm` files), and it works for a user who may read the file but not write
+/// it or its folder. A missing or empty file is an error naming the path.
+pub fn open_read_only(path: &Path) -> Result<Connection> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "no index at {} (run `musicdex index <LIBRARY>` first, or pass --db)",
+            path.display()
+        ),
+        Err(e) => anyhow::bail!("cannot read database {}: {e}", path.display()),
+    };
+    if meta.len() == 0 {
+        anyhow::bail!(
+            "{} is empty, not an index (run `musicdex index <LIBRARY>` to build one)",
+            path.display()
+        );
+    }
+    // With a `-wal` file present a writer may be at work (or died before folding it back):
+    // read through it, sharing its `-shm`. Without one, the file alone is the whole index;
+    // opening it immutable reads it without creating `-wal`/`-shm` beside it, which a
+    // read-only user could not do and a writable folder would keep.
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let live = Path::new(&wal).exists();
+    let conn = open_flags_ro(path, !live)
+        .or_else(|e| {
+            if live {
+                open_flags_ro(path, true)
+            } else {
+                Err(e)
+            }
+        })
+        .with_context(|| format!("cannot open database {}", path.display()))?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .with_context(|| format!("{} is not a musicdex index", path.display()))?;
+    let tables: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE name = 'library_index'",
+        [],
+        |r| r.get(0),
+    )?;
+    if tables == 0 {
+        anyhow::bail!("{} is not a musicdex index", path.display());
+    }
+    if version > schema::SCHEMA_VERSION {
+        anyhow::bail!(
+            "database {} has schema version {version}, newer than this musicdex understands \
+             ({}); upgrade musicdex",
+            path.display(),
+            schema::SCHEMA_VERSION
+        );
+    }
+    if version < schema::SCHEMA_VERSION {
+        anyhow::bail!(
+            "database {} has schema version {version} (this musicdex uses {}): run \
+             `musicdex index` once to upgrade it",
+            path.display(),
+            schema::SCHEMA_VERSION
+        );
+    }
+    Ok(conn)
+}
+
+fn open_flags_ro(path: &Path, immutable: bool) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = if immutable {
+        let uri = format!("file:{}?immutable=1", uri_path(path));
+        Connection::open_with_flags(uri, flags)?
+    } else {
+        Connection::open_with_flags(path, flags)?
+    };
+    conn.busy_timeout(Duration::from_secs(30))?;
+    // Opening is lazy: touch the schema now, so a refusal shows here.
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })?;
+    Ok(conn)
+}
+
+/// A path as the path part of an SQLite URI: `%`, `?` and `#` escaped.
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = String::new();
+    for &b in abs.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(Duration::from_secs(30))?;
     // WAL: readers never block the writer, and a killed run leaves the last committed
@@ -81,6 +178,9 @@ pub struct KnownFile {
     pub size: u64,
     pub mtime_ns: i64,
     pub active: bool,
+    /// The last read failed at stat, open or read (permissions, I/O): read it again even
+    /// when size and mtime are unchanged, since fixing the cause (chmod) leaves them be.
+    pub retry: bool,
 }
 
 /// Every indexed file under the roots of a run, keyed by raw path bytes.
@@ -93,7 +193,10 @@ impl Known {
     pub fn load(conn: &Connection, roots: &[PathBuf]) -> Result<Known> {
         let mut files = HashMap::new();
         let mut stmt = conn.prepare(
-            "SELECT id, path_bytes, file_size, file_mtime, is_active FROM library_index
+            "SELECT id, path_bytes, file_size, file_mtime, is_active,
+                 error IS NOT NULL AND (error LIKE 'stat: %' OR error LIKE 'open: %'
+                     OR error LIKE 'read: %')
+             FROM library_index
              WHERE path_bytes = ?1 OR (path_bytes >= ?2 AND path_bytes < ?3)",
         )?;
         for root in roots {
@@ -107,6 +210,7 @@ impl Known {
                         size: r.get::<_, i64>(2)? as u64,
                         mtime_ns: r.get(3)?,
                         active: r.get::<_, i64>(4)? != 0,
+                        retry: r.get::<_, i64>(5)? != 0,
                     },
                 ))
             })?;
@@ -120,6 +224,26 @@ impl Known {
 
     pub fn get(&self, path: &Path) -> Option<&KnownFile> {
         self.files.get(path_bytes(path))
+    }
+}
+
+/// A path and everything below it, matched on raw path bytes.
+#[derive(Clone, Debug)]
+pub struct Subtree {
+    exact: Vec<u8>,
+    lo: Vec<u8>,
+    hi: Vec<u8>,
+}
+
+impl Subtree {
+    pub fn new(dir: &Path) -> Subtree {
+        let exact = path_bytes(dir).to_vec();
+        let (lo, hi) = subtree_range(&exact);
+        Subtree { exact, lo, hi }
+    }
+
+    pub fn contains(&self, p: &[u8]) -> bool {
+        p == self.exact.as_slice() || (p >= self.lo.as_slice() && p < self.hi.as_slice())
     }
 }
 

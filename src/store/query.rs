@@ -89,15 +89,25 @@ pub fn stats(conn: &Connection) -> Result<Stats> {
     }
     let last_run = conn
         .query_row(
-            "SELECT started_at, finished_at, duration_secs, status, engine FROM library_stats
-             ORDER BY id DESC LIMIT 1",
+            "SELECT started_at, finished_at, duration_secs, status, engine, pid
+             FROM library_stats ORDER BY id DESC LIMIT 1",
             [],
             |r| {
+                let mut status: String = r.get(3)?;
+                // A run whose process is gone (kill -9, a crash) is not running; the
+                // next index run closes it as abandoned.
+                if status == "running"
+                    && !r
+                        .get::<_, Option<i64>>(5)?
+                        .is_some_and(crate::index::process_alive)
+                {
+                    status = "abandoned".into();
+                }
                 Ok(LastRun {
                     started_at: r.get(0)?,
                     finished_at: r.get(1)?,
                     duration_secs: r.get(2)?,
-                    status: r.get(3)?,
+                    status,
                     engine: r.get(4)?,
                 })
             },

@@ -93,6 +93,17 @@ pub const MIGRATIONS: &[&str] = &[
     // so the full-table ones of migration 1 only slowed the writer down.
     "DROP INDEX idx_library_content_hash;
     DROP INDEX idx_library_metadata_hash;",
+    // 4: the device each root was on at its last run, so an unmounted drive (its mount
+    // point now an empty folder of another file system) is not taken for a deleted
+    // library; and the process of each run, so a run left `running` by a crash or
+    // `kill -9` is told from one still going.
+    "CREATE TABLE library_roots (
+        path_bytes BLOB    PRIMARY KEY,
+        path       TEXT    NOT NULL,
+        device     INTEGER NOT NULL,
+        last_run   INTEGER
+    );
+    ALTER TABLE library_stats ADD COLUMN pid INTEGER;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

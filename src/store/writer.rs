@@ -12,9 +12,10 @@ use anyhow::Result;
 use crossbeam_channel::Receiver;
 use rusqlite::{Connection, params};
 
-use super::{Known, KnownFile, now_rfc3339, subtree_range};
+use super::{Known, KnownFile, Subtree, now_rfc3339};
 use crate::media::FileRecord;
 use crate::media::record::path_bytes;
+use crate::scan::ExtFilter;
 
 /// What an engine tells the writer about one file.
 #[derive(Debug)]
@@ -228,41 +229,272 @@ impl Writer {
     }
 }
 
-/// Mark inactive every file the index held under the run's roots that the run did not
-/// see, except below directories the walk could not read: those files are not known to
-/// be gone. Rows are never deleted.
+/// How many of a root's active rows one run may mark removed (`--max-removed`), like
+/// rsync's `--max-delete`: a share (`50%`) or a count (`200`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MaxRemoved {
+    Percent(f64),
+    Count(u64),
+}
+
+impl Default for MaxRemoved {
+    fn default() -> Self {
+        MaxRemoved::Percent(50.0)
+    }
+}
+
+impl MaxRemoved {
+    pub fn parse(s: &str) -> Result<MaxRemoved, String> {
+        let t = s.trim();
+        let bad = || format!("'{s}' is neither a share (like 50%) nor a count (like 200)");
+        if let Some(p) = t.strip_suffix('%') {
+            let v: f64 = p.trim().parse().map_err(|_| bad())?;
+            if !(0.0..=100.0).contains(&v) {
+                return Err(format!("'{s}': a share is between 0% and 100%"));
+            }
+            Ok(MaxRemoved::Percent(v))
+        } else {
+            t.parse().map(MaxRemoved::Count).map_err(|_| bad())
+        }
+    }
+
+    /// Whether a user accepted any removal whatever, even on another device.
+    pub fn accepts_all(self) -> bool {
+        matches!(self, MaxRemoved::Percent(p) if p >= 100.0)
+    }
+
+    fn exceeded(self, removed: u64, active: u64) -> bool {
+        match self {
+            MaxRemoved::Percent(p) => removed as f64 > active as f64 * p / 100.0,
+            MaxRemoved::Count(c) => removed > c,
+        }
+    }
+}
+
+/// A root of the run, as the removal policy sees it.
+#[derive(Clone, Debug)]
+pub struct RootState {
+    pub path: PathBuf,
+    /// Rows of this root active before the run.
+    pub active: u64,
+    /// The root's device now and at the last run that recorded one.
+    pub device: Option<u64>,
+    pub recorded_device: Option<u64>,
+}
+
+/// A row the run looked for and did not find.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pub id: i64,
+    pub path: Box<[u8]>,
+}
+
+/// What the policy decided: the rows to mark inactive, and per refused root one line.
+#[derive(Clone, Debug, Default)]
+pub struct RemovalDecision {
+    pub remove: Vec<i64>,
+    pub refused: Vec<String>,
+    /// Roots whose removals went through (their device may be recorded).
+    pub accepted_roots: Vec<PathBuf>,
+}
+
+/// The removal policy, on the candidates alone: a root that would lose more than
+/// `max` of its active rows, or whose device changed since the last run, loses none (an
+/// unmounted drive leaves an empty folder; a remount may show another file system).
+pub fn removal_policy(
+    candidates: Vec<Candidate>,
+    roots: &[RootState],
+    max: MaxRemoved,
+) -> RemovalDecision {
+    let mut per_root: Vec<Vec<i64>> = vec![Vec::new(); roots.len()];
+    let trees: Vec<Subtree> = roots.iter().map(|r| Subtree::new(&r.path)).collect();
+    for c in candidates {
+        if let Some(i) = trees.iter().position(|t| t.contains(&c.path)) {
+            per_root[i].push(c.id);
+        }
+    }
+    let mut d = RemovalDecision::default();
+    for (root, ids) in roots.iter().zip(per_root) {
+        let n = ids.len() as u64;
+        let moved = matches!((root.device, root.recorded_device), (Some(a), Some(b)) if a != b);
+        let why = if n == 0 || max.accepts_all() {
+            None
+        } else if moved {
+            Some(format!(
+                "is on another device than at the last run (was {}, now {})",
+                root.recorded_device.unwrap_or(0),
+                root.device.unwrap_or(0)
+            ))
+        } else if max.exceeded(n, root.active) {
+            Some(format!(
+                "would lose {n} of its {} indexed files, more than --max-removed allows",
+                root.active
+            ))
+        } else {
+            None
+        };
+        match why {
+            Some(why) => d.refused.push(format!(
+                "{} {why}: marked none of its {n} missing files removed (unmounted? pass \
+                 --max-removed 100% if they really are gone)",
+                root.path.display()
+            )),
+            None => {
+                d.remove.extend(ids);
+                d.accepted_roots.push(root.path.clone());
+            }
+        }
+    }
+    d
+}
+
+/// The rows the run looked for and did not find: active, not seen, not below a folder the
+/// walk could not read, inside the extension filter, and gone from the disk (a file
+/// still there was not looked for: a symlinked path not followed this time, say).
+pub fn missing_candidates(
+    known: &Known,
+    seen: &HashSet<i64>,
+    skipped_dirs: &[PathBuf],
+    filter: &ExtFilter,
+) -> Vec<Candidate> {
+    use std::os::unix::ffi::OsStrExt;
+    let skipped: Vec<Subtree> = skipped_dirs.iter().map(|d| Subtree::new(d)).collect();
+    let mut out = Vec::new();
+    for (path, k) in &known.files {
+        if !k.active || seen.contains(&k.id) {
+            continue;
+        }
+        let p: &[u8] = path;
+        if skipped.iter().any(|t| t.contains(p)) {
+            continue;
+        }
+        let os = std::path::Path::new(std::ffi::OsStr::from_bytes(p));
+        if !filter.matches(os) || std::fs::symlink_metadata(os).is_ok() {
+            continue;
+        }
+        out.push(Candidate {
+            id: k.id,
+            path: path.clone(),
+        });
+    }
+    out
+}
+
+/// Mark the given rows inactive. Rows are never deleted.
+pub fn mark_inactive(conn: &mut Connection, ids: &[i64]) -> Result<u64> {
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare("UPDATE library_index SET is_active = 0 WHERE id = ?1")?;
+        for id in ids {
+            stmt.execute([id])?;
+        }
+    }
+    tx.commit()?;
+    Ok(ids.len() as u64)
+}
+
+/// Mark inactive what the run looked for and did not find, within the removal policy.
 pub fn mark_missing(
     conn: &mut Connection,
     known: &Known,
     seen: &HashSet<i64>,
     skipped_dirs: &[PathBuf],
-) -> Result<u64> {
-    let skipped: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = skipped_dirs
-        .iter()
-        .map(|d| {
-            let exact = path_bytes(d).to_vec();
-            let (lo, hi) = subtree_range(&exact);
-            (exact, lo, hi)
-        })
-        .collect();
-    let tx = conn.transaction()?;
-    let mut removed = 0;
-    {
-        let mut stmt = tx.prepare("UPDATE library_index SET is_active = 0 WHERE id = ?1")?;
-        for (path, k) in &known.files {
-            if !k.active || seen.contains(&k.id) {
-                continue;
-            }
-            let p: &[u8] = path;
-            if skipped.iter().any(|(exact, lo, hi)| {
-                p == exact.as_slice() || (p >= lo.as_slice() && p < hi.as_slice())
-            }) {
-                continue;
-            }
-            stmt.execute([k.id])?;
-            removed += 1;
+    filter: &ExtFilter,
+    roots: &[RootState],
+    max: MaxRemoved,
+) -> Result<RemovalDecision> {
+    let candidates = missing_candidates(known, seen, skipped_dirs, filter);
+    let decision = removal_policy(candidates, roots, max);
+    mark_inactive(conn, &decision.remove)?;
+    Ok(decision)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root(path: &str, active: u64, dev: u64, was: u64) -> RootState {
+        RootState {
+            path: PathBuf::from(path),
+            active,
+            device: Some(dev),
+            recorded_device: Some(was),
         }
     }
-    tx.commit()?;
-    Ok(removed)
+
+    fn cands(paths: &[&str]) -> Vec<Candidate> {
+        paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Candidate {
+                id: i as i64,
+                path: p.as_bytes().into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn max_removed_parses() {
+        assert_eq!(MaxRemoved::parse("50%"), Ok(MaxRemoved::Percent(50.0)));
+        assert_eq!(MaxRemoved::parse("12"), Ok(MaxRemoved::Count(12)));
+        assert!(MaxRemoved::parse("101%").is_err());
+        assert!(MaxRemoved::parse("lots").is_err());
+        assert!(MaxRemoved::parse("-3").is_err());
+    }
+
+    #[test]
+    fn policy_per_root() {
+        // Seeded variety: random shares removed from three roots, checked against the rule.
+        let mut rng = fastrand::Rng::with_seed(9);
+        for _ in 0..200 {
+            let active = [rng.u64(1..40), rng.u64(1..40), rng.u64(1..40)];
+            let gone: Vec<u64> = active.iter().map(|&a| rng.u64(0..=a)).collect();
+            let pct = rng.u64(0..=100) as f64;
+            let roots: Vec<RootState> = (0..3)
+                .map(|i| root(&format!("/m/r{i}"), active[i], 1, 1))
+                .collect();
+            let mut paths = Vec::new();
+            for (i, &g) in gone.iter().enumerate() {
+                for f in 0..g {
+                    paths.push(format!("/m/r{i}/f{f}.mp3"));
+                }
+            }
+            paths.push("/elsewhere/x.mp3".into());
+            let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+            let d = removal_policy(cands(&refs), &roots, MaxRemoved::Percent(pct));
+            let want: u64 = (0..3)
+                .filter(|&i| (gone[i] as f64) <= active[i] as f64 * pct / 100.0)
+                .map(|i| gone[i])
+                .sum();
+            assert_eq!(d.remove.len() as u64, want);
+            let refused = (0..3)
+                .filter(|&i| gone[i] > 0 && (gone[i] as f64) > active[i] as f64 * pct / 100.0)
+                .count();
+            assert_eq!(d.refused.len(), refused, "{d:?}");
+        }
+    }
+
+    #[test]
+    fn device_change_and_acceptance() {
+        let roots = [root("/m/a", 10, 2, 1), root("/m/b", 10, 1, 1)];
+        let c = cands(&["/m/a/1.mp3", "/m/b/1.mp3", "/m/ab/1.mp3"]);
+        let d = removal_policy(c.clone(), &roots, MaxRemoved::default());
+        assert_eq!(d.remove, vec![1]);
+        assert_eq!(d.refused.len(), 1);
+        assert!(
+            d.refused[0].starts_with("/m/a is on another device"),
+            "{d:?}"
+        );
+        let d = removal_policy(c.clone(), &roots, MaxRemoved::Percent(100.0));
+        assert_eq!(d.remove, vec![0, 1]);
+        let d = removal_policy(c, &roots, MaxRemoved::Count(0));
+        assert!(d.remove.is_empty());
+        assert_eq!(d.refused.len(), 2);
+        let d = removal_policy(cands(&["/m/b/1.mp3"]), &roots, MaxRemoved::default());
+        assert_eq!(d.remove, vec![0]);
+        assert!(
+            d.refused.is_empty(),
+            "a moved root with nothing missing is fine"
+        );
+    }
 }
