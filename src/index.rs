@@ -322,6 +322,7 @@ fn root_states(
         .map(|r| RootState {
             path: r.clone(),
             active: 0,
+            active_after: 0,
             device: std::fs::metadata(r).ok().map(|m| m.dev()),
             recorded_device: None,
         })
@@ -334,6 +335,15 @@ fn root_states(
         if let Some(i) = trees.iter().position(|t| t.contains(path)) {
             states[i].active += 1;
         }
+    }
+    let mut count = conn.prepare(
+        "SELECT count(*) FROM library_index WHERE is_active = 1
+             AND (path_bytes = ?1 OR (path_bytes >= ?2 AND path_bytes < ?3))",
+    )?;
+    for st in &mut states {
+        let exact = crate::media::record::path_bytes(&st.path).to_vec();
+        let (lo, hi) = store::subtree_range(&exact);
+        st.active_after = count.query_row((&exact, &lo, &hi), |r| r.get::<_, i64>(0))? as u64;
     }
     let mut stmt = conn.prepare("SELECT device FROM library_roots WHERE path_bytes = ?1")?;
     for st in &mut states {

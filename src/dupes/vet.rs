@@ -253,8 +253,14 @@ fn history_connection(conn: &Connection) -> Option<Connection> {
     if !conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
         return None;
     }
-    let path = conn.path().filter(|p| !p.is_empty())?;
-    crate::store::open_existing(std::path::Path::new(path)).ok()
+    let path = std::path::Path::new(conn.path().filter(|p| !p.is_empty())?);
+    // Only where both the file and its folder may be written: SQLite opens a file it
+    // cannot write read-only, and would then leave `-wal`/`-shm` files behind.
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+    for p in [Some(path), folder].into_iter().flatten() {
+        rustix::fs::access(p, rustix::fs::Access::WRITE_OK).ok()?;
+    }
+    crate::store::open_existing(path).ok()
 }
 
 /// Looks files up in the library. Artist blocks are loaded on first need: a folder of

@@ -277,6 +277,9 @@ pub struct RootState {
     pub path: PathBuf,
     /// Rows of this root active before the run.
     pub active: u64,
+    /// Rows of this root active after the writer, before any is marked removed: the
+    /// files found (new ones included) and the rows kept as not looked for.
+    pub active_after: u64,
     /// The root's device now and at the last run that recorded one.
     pub device: Option<u64>,
     pub recorded_device: Option<u64>,
@@ -317,6 +320,10 @@ pub fn removal_policy(
     for (root, ids) in roots.iter().zip(per_root) {
         let n = ids.len() as u64;
         let moved = matches!((root.device, root.recorded_device), (Some(a), Some(b)) if a != b);
+        // Files that vanished beyond those that appeared: a move or a rename within the
+        // root is no loss, an emptied folder is a loss of everything.
+        let remaining = root.active_after.saturating_sub(n);
+        let lost = root.active.saturating_sub(remaining);
         let why = if n == 0 || max.accepts_all() {
             None
         } else if moved {
@@ -325,9 +332,9 @@ pub fn removal_policy(
                 root.recorded_device.unwrap_or(0),
                 root.device.unwrap_or(0)
             ))
-        } else if max.exceeded(n, root.active) {
+        } else if lost > 0 && max.exceeded(lost, root.active) {
             Some(format!(
-                "would lose {n} of its {} indexed files, more than --max-removed allows",
+                "would lose {lost} of its {} indexed files, more than --max-removed allows",
                 root.active
             ))
         } else {
@@ -417,6 +424,7 @@ mod tests {
         RootState {
             path: PathBuf::from(path),
             active,
+            active_after: active,
             device: Some(dev),
             recorded_device: Some(was),
         }
@@ -472,6 +480,34 @@ mod tests {
                 .count();
             assert_eq!(d.refused.len(), refused, "{d:?}");
         }
+    }
+
+    #[test]
+    fn moves_within_a_root_are_no_loss() {
+        // 2 of 3 files renamed: 2 rows missing, 2 new rows found.
+        let mut r = root("/m/a", 3, 1, 1);
+        r.active_after = 5;
+        let d = removal_policy(
+            cands(&["/m/a/x.mp3", "/m/a/y.mp3"]),
+            &[r.clone()],
+            MaxRemoved::default(),
+        );
+        assert_eq!((d.remove.len(), d.refused.len()), (2, 0));
+        // 2 of 3 deleted, 1 new: a loss of 1 of 3 is within 50%; with none new it is not.
+        r.active_after = 4;
+        let d = removal_policy(
+            cands(&["/m/a/x.mp3", "/m/a/y.mp3"]),
+            &[r.clone()],
+            MaxRemoved::default(),
+        );
+        assert_eq!(d.remove.len(), 2);
+        r.active_after = 3;
+        let d = removal_policy(
+            cands(&["/m/a/x.mp3", "/m/a/y.mp3"]),
+            &[r],
+            MaxRemoved::default(),
+        );
+        assert_eq!((d.remove.len(), d.refused.len()), (0, 1));
     }
 
     #[test]
