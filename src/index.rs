@@ -79,6 +79,8 @@ pub fn normalise_roots(roots: &[PathBuf]) -> Result<Vec<PathBuf>> {
 pub fn run(opts: &IndexOptions) -> Result<Summary> {
     let started = Instant::now();
     let rusage_start = rusage();
+    // First, so a stop asked for at any point after the run is logged ends it cleanly.
+    engine::install_signal_handlers();
     let roots = normalise_roots(&opts.roots)?;
     let conn = store::open(&opts.db)?;
     close_abandoned_runs(&conn)?;
@@ -106,7 +108,6 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
     };
 
     let known = Known::load(&conn, &roots)?;
-    engine::install_signal_handlers();
     let load_secs = started.elapsed().as_secs_f64();
 
     let counters = Counters::default();

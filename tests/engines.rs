@@ -233,7 +233,91 @@ fn symlinks_followed_identically() {
     )
     .unwrap();
     let s = compare_engines(tmp.path(), &lib, &["--follow-symlinks"]);
-    assert_eq!(n(&s[0], "files_found"), 37);
+    // The loop adds nothing, and the link to a file inside the root adds nothing either:
+    // that file is indexed once, under its real path.
+    assert_eq!(n(&s[0], "files_found"), 36);
+}
+
+/// What every engine must store for a file: its real path, its size, and the hash of its
+/// own bytes, computed here from the file rather than taken from an engine.
+fn assert_rows_are_the_files(db: &Path, want: &[PathBuf]) {
+    let mut got: Vec<(String, u64, String)> = export(db)
+        .into_iter()
+        .map(|r| {
+            assert!(r["error"].is_null(), "{r}");
+            (
+                r["file_path"].as_str().unwrap().to_string(),
+                r["file_size"].as_u64().unwrap(),
+                r["file_content_hash"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let mut expected: Vec<(String, u64, String)> = want
+        .iter()
+        .map(|p| {
+            let b = fs::read(p).unwrap();
+            let head = &b[..b.len().min(65536)];
+            let tail = (b.len() >= 131072).then(|| &b[b.len() - 65536..]);
+            (
+                p.to_str().unwrap().to_string(),
+                b.len() as u64,
+                musicdex::media::hash::content_hash(head, tail),
+            )
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn symlinked_roots_and_links_to_files_give_the_expected_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Real files of every common format, some with cover art (no big art: the fetch
+    // path has its own test, and this one is about paths).
+    let lib = tmp.path().join("lib");
+    let src = corpus().join("files/beets");
+    for (i, name) in ["full.mp3", "full.flac", "full.m4a", "full.ogg", "full.opus"]
+        .iter()
+        .chain(&["image.flac", "image.m4a", "image.mp3", "full.wv"])
+        .enumerate()
+    {
+        let dir = lib.join(format!("Artist {}/Album {}", i % 3, i % 2));
+        fs::create_dir_all(&dir).unwrap();
+        fs::copy(src.join(name), dir.join(format!("{i:02}-{} {name}", i % 3))).unwrap();
+    }
+    let lib = lib.canonicalize().unwrap();
+    let mut files = Vec::new();
+    let mut stack = vec![lib.clone()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    // A root through a link: every engine stores the real paths, and the same rows.
+    let link = tmp.path().join("liblink");
+    std::os::unix::fs::symlink(&lib, &link).unwrap();
+    let s = compare_engines(tmp.path(), &link, &[]);
+    assert_eq!(n(&s[0], "files_found"), files.len() as u64);
+    for engine in ["sequential", "threads", "uring"] {
+        assert_rows_are_the_files(&tmp.path().join(format!("{engine}.db")), &files);
+    }
+    // A root that is a link to a file: that file, not the link.
+    let target = lib.join("Artist 1/Album 1/01-1 full.flac");
+    let one = tmp.path().join("one.flac");
+    std::os::unix::fs::symlink(&target, &one).unwrap();
+    compare_engines(tmp.path(), &one, &[]);
+    for engine in ["sequential", "threads", "uring"] {
+        assert_rows_are_the_files(
+            &tmp.path().join(format!("{engine}.db")),
+            std::slice::from_ref(&target),
+        );
+    }
 }
 
 /// Run `musicdex index` as uid nobody when we are root (root ignores permission bits).

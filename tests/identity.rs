@@ -563,7 +563,7 @@ fn last_status(db: &Path) -> String {
     .unwrap()
 }
 
-/// Start a run over a large library and signal it once it has committed rows.
+/// Start a run over a large library and signal it once it is under way.
 fn signal_mid_run(lib: &Path, db: &Path, signal: i32) -> std::process::ExitStatus {
     let mut child = Command::new(bin())
         .args(["index", lib.to_str().unwrap(), "--db", db.to_str().unwrap()])
@@ -573,13 +573,17 @@ fn signal_mid_run(lib: &Path, db: &Path, signal: i32) -> std::process::ExitStatu
         .unwrap();
     let start = std::time::Instant::now();
     while start.elapsed() < std::time::Duration::from_secs(30) {
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(std::time::Duration::from_millis(10));
         if let Ok(c) = rusqlite::Connection::open(db)
-            && let Ok(n) = c.query_row("SELECT count(*) FROM library_index", [], |r| {
-                r.get::<_, i64>(0)
-            })
+            && let Ok(n) = c.query_row(
+                "SELECT count(*) FROM library_stats WHERE status = 'running'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
             && n > 0
         {
+            // Into the files, well before their end (about 2 s in a debug build).
+            std::thread::sleep(std::time::Duration::from_millis(200));
             break;
         }
     }
@@ -591,12 +595,12 @@ fn signal_mid_run(lib: &Path, db: &Path, signal: i32) -> std::process::ExitStatu
 fn sigterm_and_sighup_stop_cleanly_and_kill_9_is_closed_later() {
     let tmp = tempfile::tempdir().unwrap();
     let lib = tmp.path().join("gen");
-    let total = 3000;
+    let total = 1500;
     ok(&[
         "gen-library",
         lib.to_str().unwrap(),
         "--files",
-        "3000",
+        "1500",
         "--mix",
         "small",
     ]);
@@ -615,7 +619,7 @@ fn sigterm_and_sighup_stop_cleanly_and_kill_9_is_closed_later() {
             .unwrap();
         assert!((partial as usize) < total, "stopped mid-run");
         drop(c);
-        let s = index(&[&lib], &db, &[]);
+        let s = index(&[&lib], &db, &["--engine", "sequential"]);
         assert_eq!(n(&s, "files_found") as usize, total);
         assert_eq!(export(&db).len(), total);
     }
@@ -629,7 +633,7 @@ fn sigterm_and_sighup_stop_cleanly_and_kill_9_is_closed_later() {
         serde_json::from_str(ok(&["stats", "--db", db.to_str().unwrap(), "--json"]).trim())
             .unwrap();
     assert_eq!(stats["last_run"]["status"], "abandoned", "{stats}");
-    index(&[&lib], &db, &[]);
+    index(&[&lib], &db, &["--engine", "sequential"]);
     let c = rusqlite::Connection::open(&db).unwrap();
     let statuses: Vec<String> = c
         .prepare("SELECT status FROM library_stats ORDER BY id")
