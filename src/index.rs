@@ -129,7 +129,10 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
             }
         };
         if opts.progress {
-            s.spawn(|| progress_loop(&counters, &written, &done));
+            // A progress line is a nicety: no thread for it, no progress line.
+            let _ = std::thread::Builder::new()
+                .name("musicdex-progress".into())
+                .spawn_scoped(s, || progress_loop(&counters, &written, &done));
         }
         let ctx = EngineContext {
             roots: &roots,

@@ -382,7 +382,7 @@ fn parse_threads(s: &str) -> std::result::Result<usize, String> {
 }
 
 fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(1024))
 }
 
 fn ext_filter(spec: Option<String>) -> Result<ExtFilter> {

@@ -553,6 +553,35 @@ fn bad_thread_counts_are_clear_errors() {
     assert_eq!(n(&s, "files_found"), 3);
 }
 
+#[test]
+fn a_thread_that_cannot_start_is_an_error_and_a_failed_run() {
+    if unsafe { libc::geteuid() } != 0 || Command::new("prlimit").arg("--version").output().is_err()
+    {
+        eprintln!("skipped: needs root (to drop to nobody) and prlimit");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = library(tmp.path(), 6);
+    open_to_all(tmp.path());
+    for engine in ["threads", "uring"] {
+        let db = tmp.path().join(format!("{engine}.db"));
+        // RLIMIT_NPROC counts every thread of the user: a few are all it may have.
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args(["prlimit", "--nproc=3:3"])
+            .arg(bin_for_nobody())
+            .args(["index", lib.to_str().unwrap(), "--db", db.to_str().unwrap()])
+            .args(["--json", "--threads", "64", "--engine", engine])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{engine}: {stderr}");
+        assert!(stderr.contains("cannot start"), "{engine}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{engine}: {stderr}");
+        assert_eq!(last_status(&db), "failed", "{engine}");
+    }
+}
+
 fn last_status(db: &Path) -> String {
     let c = rusqlite::Connection::open(db).unwrap();
     c.query_row(
