@@ -11,7 +11,10 @@ use serde::Serialize;
 
 use crate::engine::{self, CHANNEL_BATCHES, Counters, EngineContext, EngineKind};
 use crate::scan::WalkOptions;
-use crate::store::writer::{MaxRemoved, RootState, Writer, WriterOptions, mark_missing};
+use crate::store::writer::{
+    Candidate, MaxRemoved, RootState, Writer, WriterOptions, mark_inactive, missing_candidates,
+    removal_policy,
+};
 use crate::store::{self, Known, now_rfc3339};
 
 #[derive(Clone, Debug)]
@@ -187,16 +190,10 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
     let scan_secs = scan_started.elapsed().as_secs_f64();
 
     let finish_started = Instant::now();
-    let root_states = root_states(&conn, &roots, &known)?;
-    let decision = mark_missing(
-        &mut conn,
-        &known,
-        &seen,
-        &problems.skipped_dirs,
-        &opts.walk.filter,
-        &root_states,
-        opts.max_removed,
-    )?;
+    let candidates = missing_candidates(&known, &seen, &problems.skipped_dirs, &opts.walk.filter);
+    let root_states = root_states(&conn, &roots, &known, &candidates)?;
+    let decision = removal_policy(candidates, &root_states, opts.max_removed);
+    mark_inactive(&mut conn, &decision.remove)?;
     let removed = decision.remove.len() as u64;
     record_devices(&conn, &root_states, &decision.accepted_roots, run_id)?;
     let elapsed = started.elapsed().as_secs_f64();
@@ -319,6 +316,7 @@ fn root_states(
     conn: &rusqlite::Connection,
     roots: &[PathBuf],
     known: &Known,
+    candidates: &[Candidate],
 ) -> Result<Vec<RootState>> {
     use std::os::unix::fs::MetadataExt;
     let mut states: Vec<RootState> = roots
@@ -344,7 +342,12 @@ fn root_states(
         "SELECT count(*) FROM library_index WHERE is_active = 1
              AND (path_bytes = ?1 OR (path_bytes >= ?2 AND path_bytes < ?3))",
     )?;
-    for st in &mut states {
+    // Counted only for a root that misses files: the steady state pays nothing.
+    for (st, tree) in states.iter_mut().zip(&trees) {
+        st.active_after = st.active;
+        if !candidates.iter().any(|c| tree.contains(&c.path)) {
+            continue;
+        }
         let exact = crate::media::record::path_bytes(&st.path).to_vec();
         let (lo, hi) = store::subtree_range(&exact);
         st.active_after = count.query_row((&exact, &lo, &hi), |r| r.get::<_, i64>(0))? as u64;
