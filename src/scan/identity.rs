@@ -76,6 +76,9 @@ pub struct LinkRules {
     taken_ids: HashSet<(u64, u64)>,
     /// (device, inode) of files taken through links.
     taken_files: HashSet<(u64, u64)>,
+    /// Links to files, held until a round takes no folder: only then is every folder
+    /// that could hold their target known.
+    pending_files: Vec<(PathBuf, PathBuf, std::fs::Metadata)>,
 }
 
 impl LinkRules {
@@ -102,8 +105,15 @@ impl LinkRules {
         self.taken_paths.iter().any(|t| real.starts_with(t))
     }
 
-    /// Resolve the links met in one round, in sorted order of their paths. Folders first,
-    /// so a file link into a folder taken in the same round adds nothing.
+    /// Whether links to files wait for the last round: a walk asks [`Self::resolve`]
+    /// again, with no new links, until this is false.
+    pub fn has_pending(&self) -> bool {
+        !self.pending_files.is_empty()
+    }
+
+    /// Resolve the links met in one round, in sorted order of their paths. Links to
+    /// folders are taken as they come; links to files wait until a round takes no
+    /// folder, so a file link into a folder taken in any round adds nothing.
     pub fn resolve(
         &mut self,
         mut links: Vec<PathBuf>,
@@ -120,19 +130,24 @@ impl LinkRules {
             }
         }
         let mut out = Vec::new();
-        for (link, (real, meta)) in &resolved {
-            if meta.is_dir() && !self.under_taken(real) {
-                self.taken_paths.push(real.clone());
-                self.taken_ids.insert((meta.dev(), meta.ino()));
-                out.push(Extra::Dir(link.clone()));
+        for (link, (real, meta)) in resolved {
+            if meta.is_dir() {
+                if !self.under_taken(&real) {
+                    self.taken_paths.push(real);
+                    self.taken_ids.insert((meta.dev(), meta.ino()));
+                    out.push(Extra::Dir(link));
+                }
+            } else if meta.is_file() && filter.matches(&link) {
+                self.pending_files.push((link, real, meta));
             }
         }
-        for (link, (real, meta)) in resolved {
-            if meta.is_file()
-                && filter.matches(&link)
-                && !self.under_taken(&real)
-                && self.taken_files.insert((meta.dev(), meta.ino()))
-            {
+        if !out.is_empty() {
+            return out;
+        }
+        let mut files = std::mem::take(&mut self.pending_files);
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        for (link, real, meta) in files {
+            if !self.under_taken(&real) && self.taken_files.insert((meta.dev(), meta.ino())) {
                 out.push(Extra::File(link));
             }
         }
@@ -185,6 +200,51 @@ mod tests {
             .collect();
         let extra = rules.resolve(links, &ExtFilter::default(), &mut problems);
         assert_eq!(extra, vec![Extra::Dir(lib.join("a-link"))]);
+        assert!(rules.has_pending());
+        // f.mp3 points into the folder taken through a-link.
+        assert!(
+            rules
+                .resolve(Vec::new(), &ExtFilter::default(), &mut problems)
+                .is_empty()
+        );
+        assert!(!rules.has_pending());
         assert_eq!(problems.errors, 0);
+    }
+
+    #[test]
+    fn a_file_link_waits_for_the_folders_of_later_rounds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path().canonicalize().unwrap();
+        let (lib, hop, ext) = (t.join("lib"), t.join("hop"), t.join("ext"));
+        for d in [&lib, &hop, &ext] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(ext.join("a.mp3"), b"x").unwrap();
+        std::fs::write(ext.join("b.mp3"), b"x").unwrap();
+        // lib/a.mp3 -> ext/a.mp3 now; lib/hop -> hop, whose link reaches ext next round.
+        std::os::unix::fs::symlink(ext.join("a.mp3"), lib.join("a.mp3")).unwrap();
+        std::os::unix::fs::symlink(&hop, lib.join("hop")).unwrap();
+        std::os::unix::fs::symlink(&ext, hop.join("ext")).unwrap();
+        std::os::unix::fs::symlink(t.join("nowhere"), lib.join("broken.mp3")).unwrap();
+        let mut rules = LinkRules::new(std::slice::from_ref(&lib));
+        let mut problems = WalkProblems::default();
+        let f = ExtFilter::default();
+        let round1 = vec![lib.join("a.mp3"), lib.join("hop"), lib.join("broken.mp3")];
+        assert_eq!(
+            rules.resolve(round1, &f, &mut problems),
+            vec![Extra::Dir(lib.join("hop"))]
+        );
+        assert_eq!(problems.errors, 1, "the broken link is reported");
+        assert_eq!(
+            rules.resolve(vec![lib.join("hop/ext")], &f, &mut problems),
+            vec![Extra::Dir(lib.join("hop/ext"))]
+        );
+        assert!(rules.resolve(Vec::new(), &f, &mut problems).is_empty());
+        // Without the hop, the file link is taken.
+        let mut rules = LinkRules::new(std::slice::from_ref(&lib));
+        assert_eq!(
+            rules.resolve(vec![lib.join("a.mp3")], &f, &mut problems),
+            vec![Extra::File(lib.join("a.mp3"))]
+        );
     }
 }

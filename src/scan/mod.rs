@@ -202,7 +202,7 @@ pub fn walk_sequential(
             }
             stack.extend(subdirs.into_iter().rev());
         }
-        if links.is_empty() {
+        if links.is_empty() && !rules.has_pending() {
             return problems;
         }
         let round = std::mem::take(&mut links);

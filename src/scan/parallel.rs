@@ -215,7 +215,7 @@ impl<'a> ParallelWalk<'a> {
     /// Resolve the links of the round just listed into the next round's work.
     fn next_round(&self) -> Vec<Work> {
         let mut links = self.lock_links();
-        if links.1.is_empty() {
+        if links.1.is_empty() && !links.0.has_pending() {
             return Vec::new();
         }
         let round = std::mem::take(&mut links.1);
