@@ -105,9 +105,10 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
     .with_context(|| format!("cannot write to database {}", opts.db.display()))?;
     let run_id = conn.last_insert_rowid();
     // Whatever ends this function early (an error, a panic) logs the run as failed.
-    let _guard = RunGuard {
+    let mut guard = RunGuard {
         db: &opts.db,
         run_id,
+        logged: false,
     };
 
     let known = Known::load(&conn, &roots)?;
@@ -217,6 +218,7 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
             engine_used.name()
         ],
     )?;
+    guard.logged = true;
     // Fold the WAL back so the database file alone is the index when we exit.
     let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
     let finish_secs = finish_started.elapsed().as_secs_f64();
@@ -266,10 +268,15 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
 struct RunGuard<'a> {
     db: &'a Path,
     run_id: i64,
+    /// The run's end is in the log already.
+    logged: bool,
 }
 
 impl Drop for RunGuard<'_> {
     fn drop(&mut self) {
+        if self.logged {
+            return;
+        }
         if let Ok(conn) = rusqlite::Connection::open(self.db) {
             let _ = conn.busy_timeout(Duration::from_secs(10));
             let _ = conn.execute(
