@@ -482,10 +482,10 @@ impl RingWorker<'_> {
         self.ring.submit()
     }
 
-    /// Queue `entries` as a unit: a chain split across two submissions would lose its links.
-    /// Queue `entries` of slot `s` as a unit, and count them as waiting the moment they
-    /// are queued (not before: a push that failed queued nothing to wait for; not later:
-    /// a queued entry reaches the kernel with the next submit, whoever makes it).
+    /// Queue `entries` of slot `s` as a unit (a chain split across two submissions would
+    /// lose its links), and count them as waiting the moment they are queued: not before,
+    /// since a push that failed queued nothing to wait for; not later, since a queued entry
+    /// reaches the kernel with the next submit, whoever makes it.
     fn push(&mut self, s: usize, entries: &[squeue::Entry]) -> Result<()> {
         anyhow::ensure!(
             entries.len() <= self.sq_capacity(),
@@ -502,13 +502,12 @@ impl RingWorker<'_> {
                 self.slots[s].waiting = entries.len();
                 break;
             }
-            // The queue is full: hand it to the kernel. Interrupted or busy (completions
-            // to reap first) is no error: the queue drains as the kernel takes entries.
+            // The queue is full: hand it to the kernel, again if interrupted. Any other
+            // error (EBUSY: completions must be reaped first) ends the worker, whose
+            // teardown reaps and waits.
             match self.submit() {
                 Ok(_) => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {
-                    std::thread::yield_now();
-                }
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
                 Err(e) => return Err(e.into()),
             }
         }
