@@ -103,7 +103,17 @@ impl ScrapeArgs {
             ..defaults
         };
         let matcher = match &self.genres {
-            Some(g) => GenreMatcher::new(g),
+            Some(g) => {
+                // Still used (a blog may well use a genre we do not list), but
+                // a typo would otherwise match nothing without a word.
+                for name in super::genres::unknown_names(g) {
+                    eprintln!(
+                        "warning: --genres: \"{name}\" is neither a built-in genre nor an alias \
+                         of one; it matches only as written, on word boundaries"
+                    );
+                }
+                GenreMatcher::new(g)
+            }
             None => GenreMatcher::default_genres(),
         };
         anyhow::ensure!(!matcher.wanted().is_empty(), "--genres names no genre");
