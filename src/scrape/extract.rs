@@ -658,7 +658,7 @@ fn title(
     let heading = root
         .select(sel!(
             "[itemprop=headline], [class*=entry-title], [class*=post-title], [class*=post_title], \
-             [class*=heading-title], h1"
+             [class*=heading-title], [class*=__title], h1"
         ))
         .filter(|e| !chrome.has(*e))
         .map(|e| {
@@ -669,13 +669,26 @@ fn title(
                 e.select(sel!("h1, h2, h3")).next().unwrap_or(e)
             }
         })
-        .find(|e| !text_of(*e).is_empty());
-    let links_away = heading.is_some_and(|h| {
-        h.select(sel!("a[href]"))
-            .chain(ElementRef::wrap(*h).filter(|e| e.value().name() == "a"))
-            .filter_map(|a| a.attr("href").and_then(|x| page_url.join(x)))
-            .any(|u| !same_page(&u, page_url))
-    });
+        .find(|e| !text_of(*e).is_empty())
+        .or_else(|| {
+            root.select(sel!("h1, h2, h3"))
+                .filter(|e| !chrome.has(*e))
+                .find(|e| !text_of(*e).is_empty())
+        });
+    // An excerpt's heading (or its permalink) leads to the post; a post's
+    // own heading leads nowhere or to itself.
+    let body_id = chrome.main;
+    let away = |a: ElementRef| {
+        a.attr("href")
+            .and_then(|x| page_url.join(x))
+            .is_some_and(|u| !same_page(&u, page_url))
+    };
+    let links_away = heading.is_some_and(|h| h.select(sel!("a[href]")).any(away))
+        || root
+            .select(sel!("a[rel~=bookmark][href]"))
+            .filter(|a| !chrome.has(*a))
+            .filter(|a| body_id.is_none_or(|b| !a.ancestors().any(|x| x.id() == b)))
+            .any(away);
     let raw = meta(doc, sel!("meta[property='og:title']"))
         .or_else(|| ld.and_then(|l| l.headline.clone()))
         .or_else(|| heading.map(text_of))
@@ -758,10 +771,13 @@ fn date(
     {
         return (Some(d), true);
     }
+    // tagDiv prints the publication day as "entry-date updated": only an
+    // element marked as nothing but the update is the modification time.
     let is_modified = |e: &ElementRef| {
         let classes: Vec<String> = e.value().classes().map(str::to_ascii_lowercase).collect();
         let has = |w: &str| classes.iter().any(|c| c.contains(w));
-        (has("updated") || has("modified")) && !has("published")
+        has("modified")
+            || has("updated") && !has("published") && !has("entry-date")
             || e.attr("itemprop") == Some("dateModified")
     };
     // Published first: a theme may print the modification time beside it.

@@ -298,8 +298,16 @@ pub async fn scrape(cfg: ScrapeConfig) -> anyhow::Result<Report> {
     }
     let mut listing_tasks: BTreeMap<usize, AbortHandle> = BTreeMap::new();
     listing_tasks.insert(1, spawn_listing(&mut tasks, &ctx, 1, base.clone()));
-    for s in sitemaps {
-        spawn_sitemap(&mut tasks, &ctx, s, 0);
+    // A URL below the site's root may be a single post: then nothing else is
+    // to be fetched, so the sitemaps wait until page 1 has shown what it is.
+    // At the root they go out at once, overlapping page 1.
+    let mut deferred_sitemaps = Vec::new();
+    if base.path() == "/" {
+        for s in sitemaps {
+            spawn_sitemap(&mut tasks, &ctx, s, 0);
+        }
+    } else {
+        deferred_sitemaps = sitemaps;
     }
 
     let mut paging: Option<Paging> = None;
@@ -336,6 +344,11 @@ pub async fn scrape(cfg: ScrapeConfig) -> anyhow::Result<Report> {
                     let mut new_posts = 0;
                     let mut all_old = false;
                     let mut next_link = None;
+                    if n == 1 && !matches!(res, Ok((_, Some(_)))) {
+                        for s in std::mem::take(&mut deferred_sitemaps) {
+                            spawn_sitemap(&mut tasks, &ctx, s, 0);
+                        }
+                    }
                     match res {
                         Ok((_, Some(post))) => {
                             // Single-post mode: that post, no discovery.
