@@ -815,10 +815,29 @@ fn date(
     let above = doc
         .select(sel!(".date-header, [class*=date-header]"))
         .filter(|e| !root.ancestors().any(|a| a.id() == e.id()));
+    // Text pieces are joined with spaces and modification dates left out:
+    // Astra prints "<span>May 2, 2024</span><span class=updated>May 5, 2024</span>"
+    // with nothing between them.
+    let date_text = |e: ElementRef| -> String {
+        let mut out = String::new();
+        for n in e.descendants() {
+            if let Node::Text(t) = n.value()
+                && !n
+                    .ancestors()
+                    .take_while(|a| a.id() != e.id())
+                    .filter_map(ElementRef::wrap)
+                    .any(|a| is_modified(&a))
+            {
+                out.push(' ');
+                out.push_str(t);
+            }
+        }
+        out
+    };
     if let Some(day) = in_root
         .chain(above)
         .filter(|e| !chrome.has(*e) && !is_modified(e))
-        .find_map(|e| dates::from_text(&text_of(e)))
+        .find_map(|e| dates::from_text(&date_text(e)))
     {
         return (Some(PostDate::day(day)), true);
     }

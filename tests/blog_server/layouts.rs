@@ -115,6 +115,10 @@ pub struct PostSpec {
     pub links: Vec<Link>,
     /// Which of the date forms the layout may use.
     pub date_form: usize,
+    /// Share buttons and related posts inside the post body (Jetpack).
+    pub body_chrome: bool,
+    /// The layout's other common shape (Blogger: Contempo instead of the classic templates).
+    pub variant: bool,
 }
 
 impl PostSpec {
@@ -382,6 +386,7 @@ const ARTISTS: &[&str] = &[
     "Ines Vatra",
     "Delta Moor",
     "Yuki Hale",
+    "Rae & The Tides",
 ];
 const RELEASES: &[&str] = &[
     "Night Swim EP",
@@ -422,12 +427,14 @@ const DECOYS: &[&str] = &[
 ];
 
 pub fn human_date(day: NaiveDate, form: usize) -> String {
-    match form % 5 {
+    match form % 7 {
         0 => day.format("%B %-d, %Y").to_string(),
         1 => day.format("%-d %B %Y").to_string(),
         2 => day.format("%Y-%m-%d").to_string(),
         3 => day.format("%d.%m.%Y").to_string(),
-        _ => day.format("%A, %B %-d, %Y").to_string(),
+        4 => day.format("%A, %B %-d, %Y").to_string(),
+        5 => day.format("%b %-d, %Y").to_string(),
+        _ => day.format("%-d %b %Y").to_string(),
     }
 }
 
@@ -629,28 +636,43 @@ fn body_children(spec: &PostSpec, rng: &mut fastrand::Rng) -> Vec<N> {
     let mut p1 = FILLER[rng.usize(0..FILLER.len())].to_string();
     if spec.place == Place::Body {
         let names = spec.genres.join(" and ");
-        p1 = format!(
-            "{p1} A fine {names} record from {}.",
-            ARTISTS[rng.usize(0..ARTISTS.len())]
-        );
+        let artist = ARTISTS[rng.usize(0..ARTISTS.len())];
+        p1 = match rng.usize(0..3) {
+            0 => format!("{p1} A fine {names} record from {artist}."),
+            1 => format!("Pure {names} from start to end. {p1}"),
+            _ => format!("{p1} If you like {names}, this one is for you."),
+        };
     }
     kids.push(el("p", &[], vec![t(&p1)]));
+    let sep = [" / ", ", ", " | "][rng.usize(0..3)];
+    let names = spec.genres.join(sep);
     match spec.place {
-        Place::GenreLine => kids.push(el(
-            "p",
-            &[],
-            vec![
-                el("strong", &[], vec![t("Genre:")]),
-                t(&format!(" {}", spec.genres.join(" / "))),
-            ],
-        )),
+        Place::GenreLine => kids.push(match rng.usize(0..3) {
+            0 => el(
+                "p",
+                &[],
+                vec![
+                    el("strong", &[], vec![t("Genre:")]),
+                    t(&format!(" {names}")),
+                ],
+            ),
+            1 => el("p", &[], vec![t(&format!("Genres: {names}"))]),
+            _ => el(
+                "p",
+                &[],
+                vec![el("b", &[], vec![t("Genre")]), t(&format!(" – {names}"))],
+            ),
+        }),
         Place::StyleLine => kids.push(el(
             "p",
             &[],
             vec![
                 t("Label: Quiet Room Records"),
                 el("br", &[], vec![]),
-                t(&format!("Style: {}", spec.genres.join(", "))),
+                el("b", &[], vec![t("Style")]),
+                t(&format!(": {names}")),
+                el("br", &[], vec![]),
+                t("Tracks: 12"),
             ],
         )),
         _ => {}
@@ -671,6 +693,69 @@ fn body_children(spec: &PostSpec, rng: &mut fastrand::Rng) -> Vec<N> {
         ));
     }
     kids.push(el("p", &[], dl));
+    if spec.body_chrome {
+        // Jetpack puts its share buttons and related posts inside the post body.
+        kids.push(el(
+            "div",
+            &[("class", "sharedaddy sd-sharing-enabled")],
+            vec![el(
+                "div",
+                &[("class", "sd-block sd-social")],
+                vec![
+                    el("h3", &[("class", "sd-title")], vec![t("Share this:")]),
+                    el(
+                        "a",
+                        &[
+                            ("class", "share-twitter"),
+                            ("href", "https://twitter.com/intent/tweet?text=Latin"),
+                        ],
+                        vec![t("Latin vibes? Tweet it")],
+                    ),
+                ],
+            )],
+        ));
+        kids.push(el(
+            "div",
+            &[("id", "jp-relatedposts"), ("class", "jp-relatedposts")],
+            vec![
+                el(
+                    "h3",
+                    &[("class", "jp-relatedposts-headline")],
+                    vec![t("Related")],
+                ),
+                el(
+                    "div",
+                    &[("class", "jp-relatedposts-post")],
+                    vec![
+                        el(
+                            "h4",
+                            &[("class", "jp-relatedposts-post-title")],
+                            vec![el(
+                                "a",
+                                &[("href", "/best-ambient-2019/")],
+                                vec![t("Best Ambient of 2019")],
+                            )],
+                        ),
+                        el(
+                            "p",
+                            &[("class", "jp-relatedposts-post-date")],
+                            vec![t("March 4, 2019")],
+                        ),
+                        el(
+                            "p",
+                            &[("class", "jp-relatedposts-post-context")],
+                            vec![t("Genre: Drum and Bass")],
+                        ),
+                        el(
+                            "a",
+                            &[("href", "https://mega.nz/file/related-decoy")],
+                            vec![t("FLAC")],
+                        ),
+                    ],
+                ),
+            ],
+        ));
+    }
     kids
 }
 
@@ -1640,6 +1725,168 @@ fn post_page(spec: &PostSpec, style: &mut Style) -> String {
                 ),
             )
         }
+        Layout::Blogger if spec.variant => {
+            let article = el(
+                "article",
+                &[("class", "post-outer-container")],
+                vec![
+                    el(
+                        "div",
+                        &[("class", "post-outer")],
+                        vec![el(
+                            "div",
+                            &[("class", "post")],
+                            vec![
+                                el("h3", &[("class", "post-title entry-title")], vec![t(title)]),
+                                el(
+                                    "div",
+                                    &[("class", "post-header")],
+                                    vec![el(
+                                        "div",
+                                        &[("class", "post-header-line-1")],
+                                        vec![el(
+                                            "span",
+                                            &[("class", "byline post-timestamp")],
+                                            vec![el(
+                                                "a",
+                                                &[
+                                                    ("class", "timestamp-link"),
+                                                    ("href", &spec.path),
+                                                    ("rel", "bookmark"),
+                                                    ("title", "permanent link"),
+                                                ],
+                                                vec![el(
+                                                    "time",
+                                                    &[
+                                                        ("class", "published"),
+                                                        (
+                                                            "datetime",
+                                                            &format!(
+                                                                "{}T14:20:00-08:00",
+                                                                day.format("%Y-%m-%d")
+                                                            ),
+                                                        ),
+                                                        (
+                                                            "title",
+                                                            &format!(
+                                                                "{}T14:20:00-08:00",
+                                                                day.format("%Y-%m-%d")
+                                                            ),
+                                                        ),
+                                                    ],
+                                                    vec![t(&day.format("%B %d, %Y").to_string())],
+                                                )],
+                                            )],
+                                        )],
+                                    )],
+                                ),
+                                el(
+                                    "div",
+                                    &[("class", "post-body-container")],
+                                    vec![el(
+                                        "div",
+                                        &[
+                                            ("class", "post-body entry-content float-container"),
+                                            ("id", "post-body-4410"),
+                                        ],
+                                        body_kids,
+                                    )],
+                                ),
+                                el(
+                                    "div",
+                                    &[("class", "post-footer")],
+                                    vec![el(
+                                        "div",
+                                        &[("class", "post-footer-line post-footer-line-1")],
+                                        vec![el(
+                                            "span",
+                                            &[("class", "byline post-labels")],
+                                            [
+                                                vec![el(
+                                                    "span",
+                                                    &[("class", "byline-label")],
+                                                    vec![t("Labels:")],
+                                                )],
+                                                labels,
+                                            ]
+                                            .concat(),
+                                        )],
+                                    )],
+                                ),
+                            ],
+                        )],
+                    ),
+                    el(
+                        "section",
+                        &[("class", "comments embed"), ("id", "comments")],
+                        vec![comments("comment-thread", "comment-holder", day)],
+                    ),
+                ],
+            );
+            let page = el(
+                "div",
+                &[("class", "page")],
+                vec![el(
+                    "div",
+                    &[("class", "page_body")],
+                    vec![el(
+                        "div",
+                        &[("class", "centered")],
+                        vec![
+                            el(
+                                "header",
+                                &[("class", "centered-top-container")],
+                                vec![
+                                    el("h1", &[("class", "title")], vec![t(SITE)]),
+                                    menu("centered-top"),
+                                ],
+                            ),
+                            el(
+                                "main",
+                                &[
+                                    ("class", "centered-bottom"),
+                                    ("id", "main"),
+                                    ("role", "main"),
+                                ],
+                                vec![el(
+                                    "div",
+                                    &[("class", "main section"), ("id", "page_body")],
+                                    vec![el(
+                                        "div",
+                                        &[("class", "widget Blog"), ("id", "Blog1")],
+                                        vec![el(
+                                            "div",
+                                            &[("class", "blog-posts hfeed container")],
+                                            vec![article],
+                                        )],
+                                    )],
+                                )],
+                            ),
+                            el(
+                                "aside",
+                                &[
+                                    ("class", "sidebar-container container sidebar-invisible"),
+                                    ("role", "complementary"),
+                                ],
+                                vec![
+                                    tag_cloud("div", "widget Label", true),
+                                    recent("div", "widget PopularPosts", day),
+                                ],
+                            ),
+                            site_footer("footer", "footer"),
+                        ],
+                    )],
+                )],
+            );
+            el(
+                "html",
+                &[("dir", "ltr")],
+                html_kids(
+                    style,
+                    body_el("version-1-3-3 variant-indie_light", vec![page]),
+                ),
+            )
+        }
         Layout::Blogger => {
             let id = "post-body-4410";
             let stamp = if form.is_multiple_of(2) {
@@ -2409,7 +2656,13 @@ fn make_post(layout: Layout, i: usize, rng: &mut fastrand::Rng, varied: bool) ->
         genres,
         place,
         links,
-        date_form: rng.usize(0..5),
+        date_form: rng.usize(0..7),
+        body_chrome: if varied {
+            rng.bool()
+        } else {
+            i.is_multiple_of(3)
+        },
+        variant: if varied { rng.bool() } else { i % 2 == 1 },
     }
 }
 
@@ -2484,6 +2737,18 @@ fn layout_pages(
             Some("Author: selector"),
             &refs[refs.len() - 2..],
             "archive author author-selector",
+            style,
+        ),
+    });
+    pages.push(Page {
+        path: format!("{prefix}/search-results/deep-house/"),
+        layout,
+        kind: PageKind::Archive("search"),
+        html: listing_page(
+            layout,
+            Some("Search Results for: deep house"),
+            &refs[1..2],
+            "search search-results",
             style,
         ),
     });
