@@ -386,6 +386,27 @@ fn genres_warns_about_unknown_names_and_keeps_hyphenated_words_whole() {
     drop(rt);
 }
 
+#[test]
+fn json_without_out_prints_summary_and_posts_as_one_object() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let site = load_fixture(Layout::Newspaper);
+    let server = rt.block_on(serve(&site));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_musicdex"))
+        .args(["scrape", &format!("{}/", server.base), "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kept = site.truth.iter().filter(|t| t.wanted()).count();
+    assert_eq!(v["summary"]["posts_matched"], kept);
+    assert_eq!(v["posts"].as_array().unwrap().len(), kept);
+    drop(rt);
+}
+
 /// Rewrites fixtures/blog/layouts/ from the generator's canonical rendering.
 #[test]
 #[ignore]
