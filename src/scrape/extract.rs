@@ -1010,6 +1010,77 @@ mod tests {
         );
     }
 
+    fn page(html: &str, path: &str) -> Post {
+        let url = Url::parse(&format!("https://blog.example{path}")).unwrap();
+        extract(
+            html,
+            &url,
+            &GenreMatcher::default_genres(),
+            &Hosts::new::<&str>(&[]),
+        )
+    }
+
+    #[test]
+    fn genre_lines_take_colon_or_dash() {
+        assert_eq!(genre_line("Genre: Deep House"), Some("Deep House"));
+        assert_eq!(
+            genre_line("  Genres – Latin, Afro House"),
+            Some("Latin, Afro House")
+        );
+        assert_eq!(genre_line("Style - UKG"), Some("UKG"));
+        assert_eq!(genre_line("Generic: nothing"), None);
+        assert_eq!(genre_line("Stylesheet: x"), None);
+    }
+
+    #[test]
+    fn a_post_is_one_dated_entry_with_its_own_title() {
+        let post = "<html><body class='single'><article class='post hentry'><h1 class='entry-title'>Night Swim</h1>\
+            <time datetime='2024-03-04T10:00:00+00:00'>March 4</time><div class='entry-content'><p>Genre: Latin</p></div>\
+            </article><div class='comments-area'><p>Genre: Ambient</p></div></body></html>";
+        let p = page(post, "/night-swim/");
+        assert!(p.is_post);
+        assert_eq!(p.matching_genres, ["latin"]);
+        assert_eq!(p.title, "Night Swim");
+        // The same entry as a listing's excerpt: its heading leads elsewhere.
+        let excerpt = post.replace(
+            "Night Swim</h1>",
+            "<a href='/night-swim/'>Night Swim</a></h1>",
+        );
+        assert!(!page(&excerpt, "/2024/03/").is_post);
+        assert!(page(&excerpt, "/night-swim/").is_post);
+        // Undated: an about page, even at a dated permalink-looking URL without a body.
+        let about = "<html><body><article class='page type-page hentry'><h1 class='entry-title'>About</h1>\
+            <div class='entry-content'><p>Drum and bass since March 4, 2012.</p></div></article></body></html>";
+        let p = page(about, "/about/");
+        assert!(!p.is_post);
+        assert_eq!(p.matching_genres, ["drum and bass"]);
+        // Two entries: a listing.
+        let two = format!(
+            "<html><body>{0}{0}</body></html>",
+            "<article class='post'><h2>T</h2>\
+            <time datetime='2024-03-04'>x</time><div class='entry-content'>y</div></article>"
+        );
+        assert!(!page(&two, "/genre/latin/").is_post);
+    }
+
+    #[test]
+    fn chrome_by_role_widget_kind_and_not_by_body_or_taxonomy_classes() {
+        let html = "<html><body class='has-sidebar has-main-navigation'>\
+            <div class='elementor elementor-location-single post type-post category-recent-picks tag-social'>\
+            <div class='elementor-widget elementor-widget-theme-post-title'><h1 class='elementor-heading-title'>T</h1></div>\
+            <div class='elementor-widget elementor-widget-post-info'><span class='elementor-post-info__item--type-date'>4 March 2024</span></div>\
+            <div class='elementor-widget elementor-widget-theme-post-content'><div class='elementor-widget-container'>\
+            <p>Style: Afro House</p><a href='https://mega.nz/file/a'>FLAC</a></div></div>\
+            <div class='elementor-widget elementor-widget-post-comments'><p>Genre: Latin</p><a href='https://mega.nz/file/c'>x</a></div>\
+            <div role='complementary'><a rel='tag' href='/tag/ambient/'>Ambient</a></div></div></body></html>";
+        let p = page(html, "/t/");
+        assert!(p.is_post);
+        assert_eq!(p.date.as_deref(), Some("2024-03-04"));
+        assert_eq!(p.matching_genres, ["house", "afro house"]);
+        assert_eq!(p.download_links.len(), 1);
+        assert_eq!(p.download_links[0].url, "https://mega.nz/file/a");
+    }
+
     #[test]
     fn hosts_match_subdomains_only_on_dot_boundary() {
         let h = Hosts::new(&["files.example.org"]);
