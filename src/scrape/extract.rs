@@ -195,6 +195,9 @@ fn is_chrome(el: &scraper::node::Element) -> bool {
         // widgets: only the widget's kind says what it is.
         if let Some(rest) = w.strip_prefix("elementor-") {
             match rest.strip_prefix("widget-") {
+                // Post grids beside a post are related or recent posts (an
+                // archive's own grid is "archive-posts").
+                Some("posts" | "loop-grid" | "loop-carousel") => return true,
                 Some(kind) if kind != "container" && kind != "wrap" => w = kind,
                 _ => continue,
             }

@@ -2208,6 +2208,40 @@ fn post_page(spec: &PostSpec, style: &mut Style) -> String {
                                             )],
                                         ),
                                         widget(
+                                            "posts",
+                                            vec![el(
+                                                "article",
+                                                &[(
+                                                    "class",
+                                                    "elementor-post post-8 post type-post hentry",
+                                                )],
+                                                vec![
+                                                    el(
+                                                        "h3",
+                                                        &[("class", "elementor-post__title")],
+                                                        vec![el(
+                                                            "a",
+                                                            &[("href", "/latin-nights/")],
+                                                            vec![t("Latin Nights")],
+                                                        )],
+                                                    ),
+                                                    el(
+                                                        "span",
+                                                        &[("class", "elementor-post-date")],
+                                                        vec![t("May 5, 2019")],
+                                                    ),
+                                                    el(
+                                                        "a",
+                                                        &[(
+                                                            "href",
+                                                            "https://mega.nz/file/elementor-related",
+                                                        )],
+                                                        vec![t("FLAC")],
+                                                    ),
+                                                ],
+                                            )],
+                                        ),
+                                        widget(
                                             "post-comments",
                                             vec![comments("comments-area", "comments", day)],
                                         ),
