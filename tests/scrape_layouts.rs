@@ -430,13 +430,3 @@ fn write_fixtures() {
         .unwrap();
     }
 }
-
-#[test]
-#[ignore]
-fn dump_page() {
-    let seed: u64 = std::env::var("SEED").unwrap().parse().unwrap();
-    let path = std::env::var("PAGE").unwrap();
-    let site = layouts::varied_site(seed, 8);
-    let p = site.pages.iter().find(|p| p.path == path).unwrap();
-    println!("{}", p.html);
-}
