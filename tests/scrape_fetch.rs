@@ -48,9 +48,10 @@ async fn untrusted_certificate_is_refused_without_ca_file() {
     })
     .unwrap();
     let err = f.get(&url(&server, "/"), Want::Html).await.unwrap_err();
-    // robots.txt is the first request; its TLS failure is what gets reported.
+    // robots.txt is the first request; its TLS failure is reported as the
+    // connection error it is, not as a robots.txt problem.
     assert!(
-        matches!(err, FetchError::RobotsUnavailable(ref m) if m.contains("certificate")),
+        matches!(err, FetchError::Connect(ref m) if m.contains("certificate")),
         "{err}"
     );
     let f = Fetcher::new(FetchConfig {
@@ -420,6 +421,47 @@ async fn robots_txt_is_obeyed_fetched_once_and_can_be_ignored() {
         "{err}"
     );
     assert_eq!(down.hits("/"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crawl_delay_spaces_requests_to_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Http).await;
+    server.text(
+        "/robots.txt",
+        "text/plain",
+        "User-agent: *\nCrawl-delay: 0.25\nDisallow: /private/\n",
+    );
+    for i in 0..4 {
+        server.page(&format!("/p{i}/"), "wp-home.html");
+    }
+    let f = Fetcher::new(config(&server, &dir)).unwrap();
+    let urls: Vec<Url> = (0..4).map(|i| url(&server, &format!("/p{i}/"))).collect();
+    let started = std::time::Instant::now();
+    let results = futures_join_all(&f, &urls).await;
+    // Four requests asked for at once start 0, 0.25, 0.5 and 0.75 s in: the
+    // delay is a floor, so this lower bound cannot fail on a slow machine.
+    assert!(
+        started.elapsed() >= Duration::from_millis(750),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(server.max_in_flight(), 1);
+    assert_eq!(server.hits("/robots.txt"), 1);
+}
+
+async fn futures_join_all(
+    f: &Fetcher,
+    urls: &[Url],
+) -> Vec<Result<musicdex::fetch::Page, FetchError>> {
+    let (a, b, c, d) = tokio::join!(
+        f.get(&urls[0], Want::Html),
+        f.get(&urls[1], Want::Html),
+        f.get(&urls[2], Want::Html),
+        f.get(&urls[3], Want::Html)
+    );
+    vec![a, b, c, d]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

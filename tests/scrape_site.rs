@@ -345,7 +345,7 @@ async fn plain_permalinks_page_with_paged_query() {
     for p in 1..=3 {
         s.route(
             &format!("/?p={p}"),
-            Reply::Html(format!("<html><title>Post {p}</title><body><article><p>Genre: Ambient</p></article></body></html>").into_bytes()),
+            Reply::Html(format!("<html><title>Post {p}</title><body><article><time datetime='2024-0{p}-01'>day</time><p>Genre: Ambient</p></article></body></html>").into_bytes()),
         );
     }
     let mut cfg = config(&s, &dir);
@@ -455,5 +455,10 @@ async fn binary_writes_json_posts_text_report_and_json_summary() {
         .output()
         .unwrap();
     assert!(!dead.status.success());
-    assert!(String::from_utf8_lossy(&dead.stderr).contains("robots.txt unavailable"));
+    let stderr = String::from_utf8_lossy(&dead.stderr);
+    assert!(
+        stderr.contains("cannot reach") && stderr.contains("connection"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("robots"), "{stderr}");
 }

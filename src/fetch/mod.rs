@@ -227,6 +227,8 @@ pub struct Fetcher {
     global: Arc<Semaphore>,
     hosts: Mutex<HashMap<String, Arc<HostLimit>>>,
     robots: Mutex<HashMap<String, Arc<OnceCell<Arc<Robots>>>>>,
+    /// Per origin, the earliest start of the next request under `Crawl-delay`.
+    pace: Mutex<HashMap<String, tokio::time::Instant>>,
     pub stats: FetchStats,
 }
 
@@ -287,6 +289,7 @@ impl Fetcher {
             global: Arc::new(Semaphore::new(cfg.concurrency)),
             hosts: Mutex::new(HashMap::new()),
             robots: Mutex::new(HashMap::new()),
+            pace: Mutex::new(HashMap::new()),
             stats: FetchStats::default(),
             cfg,
         })
@@ -327,6 +330,9 @@ impl Fetcher {
                         Robots::allow_all()
                     }
                     Err(FetchError::NotHtml(_)) | Err(FetchError::Decode(_)) => Robots::allow_all(),
+                    Err(e @ (FetchError::Connect(_) | FetchError::Timeout(_))) => {
+                        Robots::unreachable(e)
+                    }
                     Err(e) => Robots::disallow_all(e.to_string()),
                 };
                 Arc::new(robots)
@@ -348,11 +354,19 @@ impl Fetcher {
         loop {
             if check_robots {
                 let robots = self.robots(&current).await;
+                // A site that cannot be reached: its connection error, not
+                // robots.txt, is the news.
+                if let Some(e) = &robots.unreachable {
+                    return Err(e.clone());
+                }
                 if let Some(why) = &robots.unavailable {
                     return Err(FetchError::RobotsUnavailable(why.clone()));
                 }
                 if !robots.allowed(&current.path_and_query()) {
                     return Err(FetchError::RobotsDisallowed);
+                }
+                if let Some(delay) = robots.crawl_delay {
+                    self.pace(&current, delay).await;
                 }
             }
             let head = self.with_retries(&current, want).await?;
@@ -522,6 +536,19 @@ impl Fetcher {
             version,
             body,
         })
+    }
+
+    /// Waits for this request's turn under the host's `Crawl-delay`: each
+    /// request takes the next free slot, `delay` after the previous one.
+    async fn pace(&self, url: &Url, delay: Duration) {
+        let slot = {
+            let mut next = self.pace.lock().unwrap();
+            let now = tokio::time::Instant::now();
+            let at = next.get(&url.origin()).copied().unwrap_or(now).max(now);
+            next.insert(url.origin(), at + delay);
+            at
+        };
+        tokio::time::sleep_until(slot).await;
     }
 
     fn host_limit(&self, url: &Url) -> Arc<HostLimit> {

@@ -1,5 +1,12 @@
 //! robots.txt as RFC 9309 defines it: the group for our product token (or `*`),
-//! longest-match rule wins, `Allow` wins a tie, `*` and `$` wildcards.
+//! longest-match rule wins, `Allow` wins a tie, `*` and `$` wildcards; plus
+//! the non-standard but widespread `Crawl-delay` of the group that applies.
+
+use std::time::Duration;
+
+/// Longest `Crawl-delay` honoured: a larger value is capped rather than
+/// letting one line stall a run for hours.
+pub const MAX_CRAWL_DELAY: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone, Default)]
 pub struct Robots {
@@ -9,6 +16,12 @@ pub struct Robots {
     pub sitemaps: Vec<String>,
     /// Why robots.txt could not be read, when that made everything disallowed.
     pub unavailable: Option<String>,
+    /// Set when robots.txt failed because the site itself could not be
+    /// reached (connection, TLS or timeout): that error, not robots.txt, is
+    /// what the user needs to see.
+    pub unreachable: Option<super::FetchError>,
+    /// Seconds to leave between requests to this host (`Crawl-delay`).
+    pub crawl_delay: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -32,11 +45,19 @@ impl Robots {
         }
     }
 
+    /// The site itself could not be reached while fetching robots.txt.
+    pub fn unreachable(e: super::FetchError) -> Robots {
+        Robots {
+            unreachable: Some(e.clone()),
+            ..Robots::disallow_all(e.to_string())
+        }
+    }
+
     pub fn parse(text: &str, agent: &str) -> Robots {
         let agent = agent.to_ascii_lowercase();
         let mut sitemaps = Vec::new();
-        // (agents of the group, rules), in file order.
-        let mut groups: Vec<(Vec<String>, Vec<Rule>)> = Vec::new();
+        // (agents of the group, rules, crawl delay), in file order.
+        let mut groups: Vec<(Vec<String>, Vec<Rule>, Option<Duration>)> = Vec::new();
         let mut in_agent_lines = false;
         for raw in text.lines() {
             let line = raw.split('#').next().unwrap_or("").trim();
@@ -48,7 +69,7 @@ impl Robots {
             match key.as_str() {
                 "user-agent" => {
                     if !in_agent_lines {
-                        groups.push((Vec::new(), Vec::new()));
+                        groups.push((Vec::new(), Vec::new(), None));
                     }
                     in_agent_lines = true;
                     if let Some(g) = groups.last_mut() {
@@ -66,36 +87,47 @@ impl Robots {
                         });
                     }
                 }
+                "crawl-delay" => {
+                    in_agent_lines = false;
+                    if let Some(g) = groups.last_mut()
+                        && let Ok(secs) = value.parse::<f64>()
+                        && secs.is_finite()
+                        && secs > 0.0
+                    {
+                        g.2 = Some(Duration::from_secs_f64(secs).min(MAX_CRAWL_DELAY));
+                    }
+                }
                 "sitemap" => sitemaps.push(value.to_string()),
                 _ => {}
             }
         }
-        let ours: Vec<Rule> = groups
-            .iter()
-            .filter(|(agents, _)| {
-                agents
-                    .iter()
-                    .any(|a| a != "*" && agent.contains(a.as_str()))
-            })
-            .flat_map(|(_, r)| r.iter().cloned())
-            .collect();
-        let has_ours = groups.iter().any(|(agents, _)| {
+        let is_ours = |agents: &[String]| {
             agents
                 .iter()
                 .any(|a| a != "*" && agent.contains(a.as_str()))
-        });
-        let rules = if has_ours {
-            ours
-        } else {
-            groups
-                .iter()
-                .filter(|(agents, _)| agents.iter().any(|a| a == "*"))
-                .flat_map(|(_, r)| r.iter().cloned())
-                .collect()
         };
+        let has_ours = groups.iter().any(|(agents, _, _)| is_ours(agents));
+        let applies = |agents: &[String]| {
+            if has_ours {
+                is_ours(agents)
+            } else {
+                agents.iter().any(|a| a == "*")
+            }
+        };
+        let rules = groups
+            .iter()
+            .filter(|(agents, _, _)| applies(agents))
+            .flat_map(|(_, r, _)| r.iter().cloned())
+            .collect();
+        let crawl_delay = groups
+            .iter()
+            .filter(|(agents, _, _)| applies(agents))
+            .filter_map(|(_, _, d)| *d)
+            .max();
         Robots {
             rules,
             sitemaps,
+            crawl_delay,
             ..Robots::default()
         }
     }
@@ -201,5 +233,25 @@ Sitemap: https://blog.example/sitemap.xml
         assert!(Robots::parse(txt, "musicdex").allowed("/x"));
         assert!(!Robots::disallow_all("503".into()).allowed("/x"));
         assert!(Robots::allow_all().allowed("/x"));
+    }
+
+    #[test]
+    fn crawl_delay_of_the_applying_group() {
+        let txt =
+            "User-agent: *\nCrawl-delay: 2.5\nDisallow: /x\n\nUser-agent: other\nCrawl-delay: 9\n";
+        let r = Robots::parse(txt, "musicdex/0.1");
+        assert_eq!(r.crawl_delay, Some(Duration::from_millis(2500)));
+        assert!(!r.allowed("/x/y"));
+        let r = Robots::parse(
+            "User-agent: musicdex\nCrawl-delay: 1\n\nUser-agent: *\nCrawl-delay: 7\n",
+            "musicdex/0.1",
+        );
+        assert_eq!(r.crawl_delay, Some(Duration::from_secs(1)));
+        let r = Robots::parse(
+            "User-agent: *\nCrawl-delay: 100000\nCrawl-delay: soon\n",
+            "m",
+        );
+        assert_eq!(r.crawl_delay, Some(MAX_CRAWL_DELAY));
+        assert_eq!(Robots::parse(TXT, "m").crawl_delay, None);
     }
 }

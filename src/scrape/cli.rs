@@ -61,8 +61,9 @@ pub struct ScrapeArgs {
     /// Do not fetch or obey robots.txt.
     #[arg(long)]
     pub ignore_robots: bool,
-    /// Print the run summary as one JSON object on standard output (the posts then need --out).
-    #[arg(long, requires = "out")]
+    /// Print the run summary as JSON on standard output: one object, or with no --out one
+    /// object {"summary": …, "posts": […]} holding the posts too.
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -103,7 +104,17 @@ impl ScrapeArgs {
             ..defaults
         };
         let matcher = match &self.genres {
-            Some(g) => GenreMatcher::new(g),
+            Some(g) => {
+                // Still used (a blog may well use a genre we do not list), but
+                // a typo would otherwise match nothing without a word.
+                for name in super::genres::unknown_names(g) {
+                    eprintln!(
+                        "warning: --genres: \"{name}\" is neither a built-in genre nor an alias \
+                         of one; it matches only as written, on word boundaries"
+                    );
+                }
+                GenreMatcher::new(g)
+            }
             None => GenreMatcher::default_genres(),
         };
         anyhow::ensure!(!matcher.wanted().is_empty(), "--genres names no genre");
@@ -143,6 +154,24 @@ pub fn run(args: ScrapeArgs) -> anyhow::Result<()> {
             write(&mut f)
                 .and_then(|_| f.flush())
                 .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        None if args.json => {
+            // One JSON document on stdout, so a pipe into jq gets both.
+            #[derive(serde::Serialize)]
+            struct Both<'a> {
+                summary: &'a super::Summary,
+                posts: &'a [super::Post],
+            }
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer(
+                &mut out,
+                &Both {
+                    summary: &report.summary,
+                    posts: &report.posts,
+                },
+            )?;
+            writeln!(out)?;
+            return Ok(());
         }
         None => {
             let mut out = std::io::stdout().lock();

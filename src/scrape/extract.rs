@@ -80,6 +80,10 @@ pub struct Post {
     pub download_links: Vec<DownloadLink>,
     #[serde(skip)]
     pub parsed_date: Option<PostDate>,
+    /// The page is a post: one dated entry with a title of its own (not a
+    /// listing, archive, search or static page).
+    #[serde(skip)]
+    pub is_post: bool,
 }
 
 /// Domain list for download links; a host matches a domain or any subdomain of it.
@@ -111,126 +115,266 @@ impl Hosts {
     }
 }
 
+/// Words that mark a container as chrome (not the post) when they occur in
+/// its id or one of its classes.
+const CHROME_WORDS: &[&str] = &[
+    "sidebar",
+    "widget",
+    "related",
+    "comment",
+    "menu",
+    "navbar",
+    "navigation",
+    "breadcrumb",
+    "tagcloud",
+    "tag-cloud",
+    "share",
+    "sharing",
+    "social",
+    "newsletter",
+    "cookie",
+    "popular",
+    "recent",
+    "latest-posts",
+    "more-posts",
+    "blogroll",
+    "site-footer",
+    "footer-widgets",
+    "colophon",
+    "masthead",
+    "site-header",
+    "author-box",
+    "post-navigation",
+    "jp-relatedposts",
+];
+
 /// Containers that are not the post: site navigation, sidebars, widgets,
 /// related-post blocks, comments.
 fn is_chrome(el: &scraper::node::Element) -> bool {
-    if matches!(
-        el.name(),
-        "nav" | "aside" | "script" | "style" | "noscript" | "form" | "template"
-    ) {
+    match el.name() {
+        "nav" | "aside" | "script" | "style" | "noscript" | "form" | "template" => return true,
+        // Body classes describe the page ("has-sidebar", "has-main-navigation"),
+        // not a part of it.
+        "body" | "html" => return false,
+        _ => {}
+    }
+    if let Some(role) = el.attr("role")
+        && matches!(
+            role,
+            "navigation" | "complementary" | "banner" | "contentinfo" | "search"
+        )
+    {
         return true;
     }
     let words = el.id().into_iter().chain(el.classes());
     for w in words {
         let lowered;
-        let w = if w.bytes().any(|b| b.is_ascii_uppercase()) {
+        let mut w = if w.bytes().any(|b| b.is_ascii_uppercase()) {
             lowered = w.to_ascii_lowercase();
             lowered.as_str()
         } else {
             w
         };
-        if [
-            "sidebar",
-            "widget",
-            "related",
-            "comment",
-            "menu",
-            "navbar",
-            "navigation",
-            "breadcrumb",
-            "tagcloud",
-            "tag-cloud",
-            "share",
-            "social",
-            "newsletter",
-            "cookie",
-            "popular",
-            "recent",
-            "blogroll",
-            "site-footer",
-            "footer-widgets",
-            "colophon",
-            "masthead",
-            "site-header",
-        ]
-        .iter()
-        .any(|n| w.contains(n))
+        // WordPress marks a post's own taxonomy in its classes
+        // ("category-recent-releases", "tag-social"): names, not chrome.
+        if !w.starts_with("tag-cloud")
+            && [
+                "category-",
+                "tag-",
+                "format-",
+                "status-",
+                "label-",
+                "postid-",
+            ]
+            .iter()
+            .any(|p| w.starts_with(p))
         {
+            continue;
+        }
+        // Page builders wrap everything, the post included, in their own
+        // widgets: only the widget's kind says what it is.
+        if let Some(rest) = w.strip_prefix("elementor-") {
+            match rest.strip_prefix("widget-") {
+                // Post grids beside a post are related or recent posts (an
+                // archive's own grid is "archive-posts").
+                Some("posts" | "loop-grid" | "loop-carousel") => return true,
+                Some(kind) if kind != "container" && kind != "wrap" => w = kind,
+                _ => continue,
+            }
+        } else if let Some(kind) = w.strip_prefix("wp-block-") {
+            if kind == "query" || kind.starts_with("query-") {
+                return true;
+            }
+            w = kind;
+        }
+        if CHROME_WORDS.iter().any(|n| w.contains(n)) {
             return true;
         }
     }
     false
 }
 
+/// Classes of the element that holds a post's text, across engines and themes.
+const BODY_SEL: &str = "[class*=entry-content], [class*=post-content], [class*=post-body], \
+     [class*=postbody], [class*=article-content], [class*=article-body], [class*=single_content], \
+     [class*=single-content], [class*=entry-body], [itemprop~=articleBody]";
+
+/// Containers of one post (or one entry of a listing).
+fn is_entry(el: &scraper::node::Element) -> bool {
+    el.name() == "article"
+        || el.classes().any(|c| {
+            matches!(
+                c,
+                "post" | "hentry" | "post-outer" | "type-post" | "h-entry" | "blog-post"
+            )
+        })
+        || el
+            .attr("itemprop")
+            .is_some_and(|p| p.split_whitespace().any(|w| w == "blogPost"))
+        || el.attr("itemtype").is_some_and(|t| {
+            t.ends_with("/BlogPosting") || t.ends_with("/Article") || t.ends_with("/NewsArticle")
+        })
+}
+
 /// Every node inside chrome (see `is_chrome`) or inside a site-level
-/// `<header>`/`<footer>` (one not enclosed by an article-like element),
-/// found in one walk so each lookup is a hash probe instead of an ancestor
-/// scan per link.
-struct Chrome(HashSet<ego_tree::NodeId>);
+/// `<header>`/`<footer>` (one not enclosed by an entry), found in one walk so
+/// each lookup is a hash probe instead of an ancestor scan per link. The
+/// element holding the page's main text and its ancestors are never chrome:
+/// Blogger wraps its posts in a "widget", some themes in a
+/// "content-sidebar-wrap".
+struct Chrome {
+    set: HashSet<ego_tree::NodeId>,
+    /// The element with the page's main text (the longest post body).
+    main: Option<ego_tree::NodeId>,
+}
 
 impl Chrome {
     fn of(doc: &Html) -> Chrome {
+        let mut main: Option<(usize, ElementRef)> = None;
+        for el in doc.select(sel!(BODY_SEL)) {
+            let len: usize = el.text().map(|t| t.trim().len()).sum();
+            if main.is_none_or(|(best, _)| len > best) && !in_comments(el) {
+                main = Some((len, el));
+            }
+        }
+        let keep: HashSet<ego_tree::NodeId> = main
+            .map(|(_, el)| {
+                std::iter::once(*el)
+                    .chain(el.ancestors())
+                    .map(|n| n.id())
+                    .collect()
+            })
+            .unwrap_or_default();
         fn walk(
             node: NodeRef<Node>,
             mut inside: bool,
-            mut in_article: bool,
+            mut in_entry: bool,
+            keep: &HashSet<ego_tree::NodeId>,
             set: &mut HashSet<ego_tree::NodeId>,
         ) {
             if let Node::Element(e) = node.value() {
                 if !inside
-                    && (is_chrome(e) || matches!(e.name(), "header" | "footer") && !in_article)
+                    && !keep.contains(&node.id())
+                    && (is_chrome(e) || matches!(e.name(), "header" | "footer") && !in_entry)
                 {
                     inside = true;
                 }
-                if e.name() == "article"
-                    || e.classes()
-                        .any(|c| matches!(c, "post" | "hentry" | "post-outer" | "type-post"))
-                {
-                    in_article = true;
+                if is_entry(e) {
+                    in_entry = true;
                 }
             }
             if inside {
                 set.insert(node.id());
             }
             for c in node.children() {
-                walk(c, inside, in_article, set);
+                walk(c, inside, in_entry, keep, set);
             }
         }
         let mut set = HashSet::new();
-        walk(doc.tree.root(), false, false, &mut set);
-        Chrome(set)
+        walk(doc.tree.root(), false, false, &keep, &mut set);
+        Chrome {
+            set,
+            main: main.map(|(_, el)| el.id()),
+        }
     }
 
     fn has(&self, el: ElementRef) -> bool {
-        self.0.contains(&el.id())
+        self.set.contains(&el.id())
+    }
+
+    fn has_node(&self, node: NodeRef<Node>) -> bool {
+        self.set.contains(&node.id())
     }
 }
 
-/// A `<header>`/`<footer>` belongs to the site (not the post) when no
-/// article-like element encloses it.
-fn is_site_level(el: ElementRef) -> bool {
-    !el.ancestors().filter_map(ElementRef::wrap).any(|a| {
-        a.value().name() == "article"
-            || a.value()
-                .classes()
-                .any(|c| matches!(c, "post" | "hentry" | "post-outer" | "type-post"))
-    })
+/// Comment bodies reuse post-body classes on some themes; they are never the post.
+fn in_comments(el: ElementRef) -> bool {
+    std::iter::once(el)
+        .chain(el.ancestors().filter_map(ElementRef::wrap))
+        .any(|a| {
+            a.value()
+                .id()
+                .into_iter()
+                .chain(a.value().classes())
+                .any(|c| c.to_ascii_lowercase().contains("comment"))
+        })
 }
 
-/// The element holding the post itself.
+/// The element holding the post itself: the entry around the main text, else
+/// the first entry outside chrome, else `main`, else the whole page.
 fn post_root<'a>(doc: &'a Html, chrome: &Chrome) -> ElementRef<'a> {
-    let candidates = sel!(
-        "article, .hentry, .post-outer, .type-post, .post, [itemprop=blogPost], main, #content, #main"
-    );
-    doc.select(candidates)
+    if let Some(main) = chrome.main.and_then(|id| doc.tree.get(id)) {
+        if let Some(entry) = main
+            .ancestors()
+            .filter_map(ElementRef::wrap)
+            .filter(|a| is_entry(a.value()))
+            .last()
+        {
+            return entry;
+        }
+        if let Some(m) = main
+            .ancestors()
+            .filter_map(ElementRef::wrap)
+            .find(|a| a.value().name() == "main" || a.value().id() == Some("main"))
+        {
+            return m;
+        }
+    }
+    doc.select(sel!("article, .hentry, .post-outer, .type-post, .post, [itemprop~=blogPost], main, #content, #main"))
         .find(|e| !chrome.has(*e))
         .unwrap_or_else(|| doc.root_element())
 }
 
-fn body_root<'a>(root: ElementRef<'a>, chrome: &Chrome) -> ElementRef<'a> {
-    root.select(sel!(".entry-content, .post-body, .post-content, .entry, .article-content, [itemprop=articleBody]"))
-        .find(|e| !chrome.has(*e))
+fn body_root<'a>(doc: &'a Html, root: ElementRef<'a>, chrome: &Chrome) -> ElementRef<'a> {
+    chrome
+        .main
+        .and_then(|id| doc.tree.get(id))
+        .and_then(ElementRef::wrap)
+        .filter(|m| m.ancestors().any(|a| a.id() == root.id()))
+        .or_else(|| root.select(sel!(BODY_SEL)).find(|e| !chrome.has(*e)))
         .unwrap_or(root)
+}
+
+/// Entries (see `is_entry`) outside chrome and not inside another entry: one
+/// on a post, several on a listing.
+fn top_level_entries(doc: &Html, chrome: &Chrome) -> Vec<ego_tree::NodeId> {
+    fn walk(node: NodeRef<Node>, chrome: &Chrome, out: &mut Vec<ego_tree::NodeId>) {
+        if chrome.has_node(node) {
+            return;
+        }
+        if let Node::Element(e) = node.value()
+            && is_entry(e)
+        {
+            out.push(node.id());
+            return;
+        }
+        for c in node.children() {
+            walk(c, chrome, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(doc.tree.root(), chrome, &mut out);
+    out
 }
 
 const BLOCKS: &[&str] = &[
@@ -259,17 +403,15 @@ const BLOCKS: &[&str] = &[
 
 /// Visible text with a newline at each block boundary and `<br>`, leaving
 /// out chrome and site-level headers/footers.
-pub fn visible_text(root: ElementRef) -> String {
-    fn walk(node: NodeRef<Node>, out: &mut String) {
+fn visible_text(root: ElementRef, chrome: &Chrome) -> String {
+    fn walk(node: NodeRef<Node>, chrome: &Chrome, out: &mut String) {
+        if chrome.has_node(node) {
+            return;
+        }
         match node.value() {
             Node::Text(t) => out.push_str(t),
             Node::Element(e) => {
-                if is_chrome(e) {
-                    return;
-                }
-                if matches!(e.name(), "footer" | "header")
-                    && ElementRef::wrap(node).is_some_and(is_site_level)
-                {
+                if matches!(e.name(), "script" | "style" | "noscript" | "template") {
                     return;
                 }
                 if e.name() == "br" {
@@ -281,7 +423,7 @@ pub fn visible_text(root: ElementRef) -> String {
                     out.push('\n');
                 }
                 for c in node.children() {
-                    walk(c, out);
+                    walk(c, chrome, out);
                 }
                 if block {
                     out.push('\n');
@@ -291,7 +433,7 @@ pub fn visible_text(root: ElementRef) -> String {
         }
     }
     let mut out = String::new();
-    walk(*root, &mut out);
+    walk(*root, chrome, &mut out);
     out
 }
 
@@ -303,13 +445,109 @@ fn text_of(el: ElementRef) -> String {
     clean(&el.text().collect::<String>())
 }
 
+/// What a JSON-LD `BlogPosting`/`Article` says about the page.
+#[derive(Debug, Default)]
+struct LdPost {
+    headline: Option<String>,
+    published: Option<String>,
+    /// `articleSection` and `keywords`: the post's categories and tags.
+    terms: Vec<String>,
+}
+
+fn json_ld(doc: &Html) -> Option<LdPost> {
+    fn is_post_type(v: &serde_json::Value) -> bool {
+        let t = |s: &str| {
+            matches!(
+                s,
+                "BlogPosting" | "Article" | "NewsArticle" | "SocialMediaPosting"
+            )
+        };
+        match v.get("@type") {
+            Some(serde_json::Value::String(s)) => t(s),
+            Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_str()).any(t),
+            _ => false,
+        }
+    }
+    fn find(v: &serde_json::Value, depth: usize) -> Option<&serde_json::Value> {
+        if depth > 4 {
+            return None;
+        }
+        match v {
+            serde_json::Value::Array(a) => a.iter().find_map(|x| find(x, depth + 1)),
+            serde_json::Value::Object(o) => {
+                if is_post_type(v) {
+                    return Some(v);
+                }
+                o.get("@graph").and_then(|g| find(g, depth + 1))
+            }
+            _ => None,
+        }
+    }
+    fn strings(v: Option<&serde_json::Value>, split: bool) -> Vec<String> {
+        match v {
+            Some(serde_json::Value::String(s)) if split => {
+                s.split(',').map(|x| x.trim().to_string()).collect()
+            }
+            Some(serde_json::Value::String(s)) => vec![s.trim().to_string()],
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|x| x.as_str())
+                .map(|x| x.trim().to_string())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+    for script in doc.select(sel!("script[type='application/ld+json']")) {
+        let raw: String = script.text().collect();
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(raw.trim()) else {
+            continue;
+        };
+        if let Some(post) = find(&v, 0) {
+            let mut terms = strings(post.get("articleSection"), false);
+            terms.extend(strings(post.get("keywords"), true));
+            terms.retain(|t| !t.is_empty());
+            return Some(LdPost {
+                headline: post.get("headline").and_then(|h| h.as_str()).map(clean),
+                published: post
+                    .get("datePublished")
+                    .and_then(|d| d.as_str())
+                    .map(str::to_string),
+                terms,
+            });
+        }
+    }
+    None
+}
+
+/// Body classes of listing and static pages (WordPress, Blogger).
+const NON_POST_BODY: &[&str] = &[
+    "home",
+    "blog",
+    "archive",
+    "category",
+    "tag",
+    "tax",
+    "search",
+    "search-results",
+    "author",
+    "date",
+    "error404",
+    "page",
+    "index-view",
+    "label-view",
+    "search-view",
+    "archive-view",
+    "static-page-view",
+];
+
 pub fn extract(html: &str, page_url: &Url, matcher: &GenreMatcher, hosts: &Hosts) -> Post {
     let doc = Html::parse_document(html);
     let chrome = Chrome::of(&doc);
     let root = post_root(&doc, &chrome);
-    let body = body_root(root, &chrome);
-    let title = title(&doc, page_url, &chrome);
-    let date = date(&doc, root, page_url, &chrome);
+    let body = body_root(&doc, root, &chrome);
+    let ld = json_ld(&doc);
+    let (title, title_links_away) = title(&doc, root, page_url, &chrome, ld.as_ref());
+    let (date, dated_by_page) = date(&doc, root, page_url, &chrome, ld.as_ref());
 
     let mut genres: Vec<String> = Vec::new();
     let mut genre_keys: HashSet<String> = HashSet::new();
@@ -322,22 +560,31 @@ pub fn extract(html: &str, page_url: &Url, matcher: &GenreMatcher, hosts: &Hosts
         }
     };
     let taxonomy = sel!(
-        "a[rel~=tag], a[rel~=category], .tags-links a, .cat-links a, .post-labels a, .post-tags a, .entry-tags a, \
-         .post-categories a, .entry-categories a, a[href*='/tag/'], a[href*='/category/'], a[href*='/search/label/']"
+        "a[rel~=tag], a[rel~=category], [class*=tags-links] a, [class*=cat-links] a, [class*=post-labels] a, \
+         [class*=post-tags] a, [class*=entry-tags] a, [class*=post-categories] a, [class*=entry-categories] a, \
+         [class*=td-category] a, a[class*=entry-category], [class*=post-terms] a, [class*=taxonomy-] a, \
+         [class*=td-tags] a, a[href*='/tag/'], a[href*='/category/'], a[href*='/search/label/']"
     );
     for a in root.select(taxonomy) {
         if !chrome.has(a) {
             push_genre(&text_of(a));
         }
     }
-    let text = visible_text(body);
+    for m in doc.select(sel!(
+        "meta[property='article:tag'], meta[property='article:section']"
+    )) {
+        if let Some(c) = m.attr("content") {
+            push_genre(c);
+        }
+    }
+    if let Some(ld) = &ld {
+        for t in &ld.terms {
+            push_genre(t);
+        }
+    }
+    let text = visible_text(body, &chrome);
     for line in text.lines() {
-        let line = line.trim();
-        let lower = line.to_ascii_lowercase();
-        let value = ["genres:", "genre:", "styles:", "style:"]
-            .iter()
-            .find_map(|p| lower.starts_with(p).then(|| &line[p.len()..]));
-        if let Some(v) = value {
+        if let Some(v) = genre_line(line) {
             for g in v.split([',', '/', '|', ';']) {
                 push_genre(g);
             }
@@ -347,6 +594,17 @@ pub fn extract(html: &str, page_url: &Url, matcher: &GenreMatcher, hosts: &Hosts
     sources.push(&text);
     let matching_genres = matcher.matches(&sources);
     let download_links = download_links(root, page_url, hosts, &chrome);
+
+    let listing_body = doc.select(sel!("body")).next().is_some_and(|b| {
+        b.value()
+            .classes()
+            .any(|c| NON_POST_BODY.contains(&c.to_ascii_lowercase().as_str()))
+    });
+    let is_post = !title.is_empty()
+        && dated_by_page
+        && !title_links_away
+        && !listing_body
+        && top_level_entries(&doc, &chrome).len() <= 1;
     Post {
         url: page_url.to_string(),
         title,
@@ -355,7 +613,24 @@ pub fn extract(html: &str, page_url: &Url, matcher: &GenreMatcher, hosts: &Hosts
         matching_genres,
         download_links,
         parsed_date: date,
+        is_post,
     }
+}
+
+/// The value of a "Genre: …" / "Style - …" line.
+fn genre_line(line: &str) -> Option<&str> {
+    let line = line.trim();
+    let lower = line.to_ascii_lowercase();
+    ["genres", "genre", "styles", "style"].iter().find_map(|p| {
+        let rest = lower.strip_prefix(p)?;
+        let trimmed = rest.trim_start();
+        let sep = trimmed.chars().next()?;
+        if !matches!(sep, ':' | '-' | '–' | '—') {
+            return None;
+        }
+        let at = line.len() - trimmed.len() + sep.len_utf8();
+        Some(line[at..].trim())
+    })
 }
 
 fn meta(doc: &Html, selector: &Selector) -> Option<String> {
@@ -365,7 +640,15 @@ fn meta(doc: &Html, selector: &Selector) -> Option<String> {
         .find(|s| !s.is_empty())
 }
 
-fn title(doc: &Html, page_url: &Url, chrome: &Chrome) -> String {
+/// The post's title, and whether the entry's own heading links to another
+/// page (a listing's excerpt, not the post itself).
+fn title(
+    doc: &Html,
+    root: ElementRef,
+    page_url: &Url,
+    chrome: &Chrome,
+    ld: Option<&LdPost>,
+) -> (String, bool) {
     let mut site_names: Vec<String> = Vec::new();
     if let Some(s) = meta(doc, sel!("meta[property='og:site_name']")) {
         site_names.push(s);
@@ -375,12 +658,43 @@ fn title(doc: &Html, page_url: &Url, chrome: &Chrome) -> String {
     )) {
         site_names.push(text_of(el));
     }
-    let raw = meta(doc, sel!("meta[property='og:title']"))
-        .or_else(|| {
-            doc.select(sel!(".entry-title, .post-title, article h1, article h2"))
-                .find(|e| !chrome.has(*e))
-                .map(text_of)
+    let heading = root
+        .select(sel!(
+            "[itemprop=headline], [class*=entry-title], [class*=post-title], [class*=post_title], \
+             [class*=heading-title], [class*=__title], h1"
+        ))
+        .filter(|e| !chrome.has(*e))
+        .map(|e| {
+            // A wrapper ("td-post-title") holds the heading and more.
+            if matches!(e.value().name(), "h1" | "h2" | "h3" | "h4") {
+                e
+            } else {
+                e.select(sel!("h1, h2, h3")).next().unwrap_or(e)
+            }
         })
+        .find(|e| !text_of(*e).is_empty())
+        .or_else(|| {
+            root.select(sel!("h1, h2, h3"))
+                .filter(|e| !chrome.has(*e))
+                .find(|e| !text_of(*e).is_empty())
+        });
+    // An excerpt's heading (or its permalink) leads to the post; a post's
+    // own heading leads nowhere or to itself.
+    let body_id = chrome.main;
+    let away = |a: ElementRef| {
+        a.attr("href")
+            .and_then(|x| page_url.join(x))
+            .is_some_and(|u| !same_page(&u, page_url))
+    };
+    let links_away = heading.is_some_and(|h| h.select(sel!("a[href]")).any(away))
+        || root
+            .select(sel!("a[rel~=bookmark][href]"))
+            .filter(|a| !chrome.has(*a))
+            .filter(|a| body_id.is_none_or(|b| !a.ancestors().any(|x| x.id() == b)))
+            .any(away);
+    let raw = meta(doc, sel!("meta[property='og:title']"))
+        .or_else(|| ld.and_then(|l| l.headline.clone()))
+        .or_else(|| heading.map(text_of))
         .or_else(|| {
             doc.select(sel!("h1"))
                 .find(|e| !chrome.has(*e))
@@ -388,7 +702,16 @@ fn title(doc: &Html, page_url: &Url, chrome: &Chrome) -> String {
         })
         .or_else(|| doc.select(sel!("title")).next().map(text_of))
         .unwrap_or_default();
-    strip_site_name(&raw, &site_names, page_url.host())
+    (
+        strip_site_name(&raw, &site_names, page_url.host()),
+        links_away,
+    )
+}
+
+fn same_page(a: &Url, b: &Url) -> bool {
+    a.host().trim_start_matches("www.") == b.host().trim_start_matches("www.")
+        && a.path().trim_end_matches('/') == b.path().trim_end_matches('/')
+        && a.query() == b.query()
 }
 
 /// Drops a " | Site Name" style suffix (or prefix) when it is the site's name.
@@ -425,7 +748,16 @@ pub fn strip_site_name(title: &str, site_names: &[String], host: &str) -> String
     t.trim().to_string()
 }
 
-fn date(doc: &Html, root: ElementRef, page_url: &Url, chrome: &Chrome) -> Option<PostDate> {
+/// The post's date, and whether it is the post's own: stated by the page's
+/// markup or the entry's date line, or a permalink date beside a post body
+/// (not a date somewhere in the prose).
+fn date(
+    doc: &Html,
+    root: ElementRef,
+    page_url: &Url,
+    chrome: &Chrome,
+    ld: Option<&LdPost>,
+) -> (Option<PostDate>, bool) {
     let published = sel!(
         "meta[property='article:published_time'], meta[itemprop=datePublished], meta[name='article:published_time']"
     );
@@ -434,45 +766,95 @@ fn date(doc: &Html, root: ElementRef, page_url: &Url, chrome: &Chrome) -> Option
         .filter_map(|m| m.attr("content"))
         .find_map(dates::parse_machine)
     {
-        return Some(d);
+        return (Some(d), true);
     }
-    let timed = sel!(
-        "time.published[datetime], time.entry-date[datetime], time[itemprop=datePublished], time[datetime]"
-    );
-    if let Some(d) = root
-        .select(timed)
-        .filter(|t| !chrome.has(*t))
-        .filter_map(|t| t.attr("datetime"))
-        .find_map(dates::parse_machine)
+    if let Some(d) = ld
+        .and_then(|l| l.published.as_deref())
+        .and_then(dates::parse_machine)
     {
-        return Some(d);
+        return (Some(d), true);
+    }
+    // tagDiv prints the publication day as "entry-date updated": only an
+    // element marked as nothing but the update is the modification time.
+    let is_modified = |e: &ElementRef| {
+        let classes: Vec<String> = e.value().classes().map(str::to_ascii_lowercase).collect();
+        let has = |w: &str| classes.iter().any(|c| c.contains(w));
+        has("modified")
+            || has("updated") && !has("published") && !has("entry-date")
+            || e.attr("itemprop") == Some("dateModified")
+    };
+    // Published first: a theme may print the modification time beside it.
+    for timed in [
+        sel!(
+            "time.published[datetime], [itemprop=datePublished][datetime], time[class*=published][datetime]"
+        ),
+        sel!("time[datetime]"),
+    ] {
+        if let Some(d) = root
+            .select(timed)
+            .filter(|t| !chrome.has(*t) && !is_modified(t))
+            .filter_map(|t| t.attr("datetime"))
+            .find_map(dates::parse_machine)
+        {
+            return (Some(d), true);
+        }
     }
     if let Some(d) = root
         .select(sel!(
             "abbr.published[title], .published[title], [itemprop=datePublished][content]"
         ))
+        .filter(|t| !chrome.has(*t))
         .filter_map(|t| t.attr("title").or(t.attr("content")))
         .find_map(dates::parse_machine)
     {
-        return Some(d);
+        return (Some(d), true);
     }
-    if let Some(day) = dates::from_url_day(page_url.path()) {
-        return Some(PostDate::day(day));
-    }
-    // Blogger prints the day in a header just above the post.
-    let dated =
-        sel!(".date-header, .entry-meta, .post-meta, .posted-on, .post-date, .entry-date, .byline");
-    if let Some(day) = doc
-        .select(dated)
-        .filter(|e| !chrome.has(*e))
-        .find_map(|e| dates::from_text(&text_of(e)))
+    // Dates printed as text: in the entry, or (Blogger) in a header just above it.
+    let dated = sel!(
+        "[class*=date], [class*=posted-on], [class*=published], [class*=byline], [class*=entry-meta], \
+         [class*=post-meta], [itemprop=datePublished], time"
+    );
+    let in_root = root.select(dated);
+    let above = doc
+        .select(sel!(".date-header, [class*=date-header]"))
+        .filter(|e| !root.ancestors().any(|a| a.id() == e.id()));
+    // Text pieces are joined with spaces and modification dates left out:
+    // Astra prints "<span>May 2, 2024</span><span class=updated>May 5, 2024</span>"
+    // with nothing between them.
+    let date_text = |e: ElementRef| -> String {
+        let mut out = String::new();
+        for n in e.descendants() {
+            if let Node::Text(t) = n.value()
+                && !n
+                    .ancestors()
+                    .take_while(|a| a.id() != e.id())
+                    .filter_map(ElementRef::wrap)
+                    .any(|a| is_modified(&a))
+            {
+                out.push(' ');
+                out.push_str(t);
+            }
+        }
+        out
+    };
+    if let Some(day) = in_root
+        .chain(above)
+        .filter(|e| !chrome.has(*e) && !is_modified(e))
+        .find_map(|e| dates::from_text(&date_text(e)))
     {
-        return Some(PostDate::day(day));
+        return (Some(PostDate::day(day)), true);
     }
-    if let Some(day) = dates::from_url_month(page_url.path()) {
-        return Some(PostDate::day(day));
+    // A permalink date counts as the post's own only beside a post body (see
+    // `extract`): the URL alone never makes a page a post.
+    let url_day =
+        dates::from_url_day(page_url.path()).or_else(|| dates::from_url_month(page_url.path()));
+    if let Some(day) = url_day {
+        return (Some(PostDate::day(day)), chrome.main.is_some());
     }
-    dates::from_text(&visible_text(root)).map(PostDate::day)
+    (
+        dates::from_text(&visible_text(root, chrome)).map(PostDate::day),
+        false,
+    )
 }
 
 /// Classifies a link from its own words (URL, anchor text, title) first and
@@ -629,6 +1011,77 @@ mod tests {
             classify_quality("https://x/Album_320kbps.rar", ""),
             Quality::Mp3_320
         );
+    }
+
+    fn page(html: &str, path: &str) -> Post {
+        let url = Url::parse(&format!("https://blog.example{path}")).unwrap();
+        extract(
+            html,
+            &url,
+            &GenreMatcher::default_genres(),
+            &Hosts::new::<&str>(&[]),
+        )
+    }
+
+    #[test]
+    fn genre_lines_take_colon_or_dash() {
+        assert_eq!(genre_line("Genre: Deep House"), Some("Deep House"));
+        assert_eq!(
+            genre_line("  Genres – Latin, Afro House"),
+            Some("Latin, Afro House")
+        );
+        assert_eq!(genre_line("Style - UKG"), Some("UKG"));
+        assert_eq!(genre_line("Generic: nothing"), None);
+        assert_eq!(genre_line("Stylesheet: x"), None);
+    }
+
+    #[test]
+    fn a_post_is_one_dated_entry_with_its_own_title() {
+        let post = "<html><body class='single'><article class='post hentry'><h1 class='entry-title'>Night Swim</h1>\
+            <time datetime='2024-03-04T10:00:00+00:00'>March 4</time><div class='entry-content'><p>Genre: Latin</p></div>\
+            </article><div class='comments-area'><p>Genre: Ambient</p></div></body></html>";
+        let p = page(post, "/night-swim/");
+        assert!(p.is_post);
+        assert_eq!(p.matching_genres, ["latin"]);
+        assert_eq!(p.title, "Night Swim");
+        // The same entry as a listing's excerpt: its heading leads elsewhere.
+        let excerpt = post.replace(
+            "Night Swim</h1>",
+            "<a href='/night-swim/'>Night Swim</a></h1>",
+        );
+        assert!(!page(&excerpt, "/2024/03/").is_post);
+        assert!(page(&excerpt, "/night-swim/").is_post);
+        // Undated: an about page, even at a dated permalink-looking URL without a body.
+        let about = "<html><body><article class='page type-page hentry'><h1 class='entry-title'>About</h1>\
+            <div class='entry-content'><p>Drum and bass since March 4, 2012.</p></div></article></body></html>";
+        let p = page(about, "/about/");
+        assert!(!p.is_post);
+        assert_eq!(p.matching_genres, ["drum and bass"]);
+        // Two entries: a listing.
+        let two = format!(
+            "<html><body>{0}{0}</body></html>",
+            "<article class='post'><h2>T</h2>\
+            <time datetime='2024-03-04'>x</time><div class='entry-content'>y</div></article>"
+        );
+        assert!(!page(&two, "/genre/latin/").is_post);
+    }
+
+    #[test]
+    fn chrome_by_role_widget_kind_and_not_by_body_or_taxonomy_classes() {
+        let html = "<html><body class='has-sidebar has-main-navigation'>\
+            <div class='elementor elementor-location-single post type-post category-recent-picks tag-social'>\
+            <div class='elementor-widget elementor-widget-theme-post-title'><h1 class='elementor-heading-title'>T</h1></div>\
+            <div class='elementor-widget elementor-widget-post-info'><span class='elementor-post-info__item--type-date'>4 March 2024</span></div>\
+            <div class='elementor-widget elementor-widget-theme-post-content'><div class='elementor-widget-container'>\
+            <p>Style: Afro House</p><a href='https://mega.nz/file/a'>FLAC</a></div></div>\
+            <div class='elementor-widget elementor-widget-post-comments'><p>Genre: Latin</p><a href='https://mega.nz/file/c'>x</a></div>\
+            <div role='complementary'><a rel='tag' href='/tag/ambient/'>Ambient</a></div></div></body></html>";
+        let p = page(html, "/t/");
+        assert!(p.is_post);
+        assert_eq!(p.date.as_deref(), Some("2024-03-04"));
+        assert_eq!(p.matching_genres, ["house", "afro house"]);
+        assert_eq!(p.download_links.len(), 1);
+        assert_eq!(p.download_links[0].url, "https://mega.nz/file/a");
     }
 
     #[test]

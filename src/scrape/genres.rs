@@ -82,26 +82,74 @@ pub fn tokens(text: &str) -> Vec<String> {
     out
 }
 
-/// `tokens` over already-lowercased text, borrowing instead of allocating.
-fn token_slices(lower: &str) -> Vec<&str> {
+/// `tokens` over already-lowercased text, borrowing instead of allocating,
+/// with each token's joiner flag: true when a hyphen ties it to the next token
+/// ("techno-logy", "nu-disco"), so a hyphenated word is matched as one word.
+fn token_slices(lower: &str) -> (Vec<&str>, Vec<bool>) {
     let mut out = Vec::new();
+    let mut joined = Vec::new();
     let mut start = None;
+    let mut prev: Option<char> = None;
     for (i, c) in lower.char_indices() {
         if c.is_alphanumeric() {
-            start.get_or_insert(i);
+            if start.is_none() {
+                // "a-b": the hyphen right before this token ties it to the previous one.
+                if prev.is_some_and(is_hyphen)
+                    && let Some(j) = joined.last_mut()
+                    && hyphen_follows(lower, i)
+                {
+                    *j = true;
+                }
+                start = Some(i);
+            }
         } else {
             if let Some(s) = start.take() {
                 out.push(&lower[s..i]);
+                joined.push(false);
             }
             if c == '&' {
                 out.push(&lower[i..i + 1]);
+                joined.push(false);
             }
         }
+        prev = Some(c);
     }
     if let Some(s) = start {
         out.push(&lower[s..]);
+        joined.push(false);
     }
-    out
+    (out, joined)
+}
+
+fn is_hyphen(c: char) -> bool {
+    matches!(c, '-' | '\u{2010}' | '\u{2011}')
+}
+
+/// True when the character before byte `i` is a hyphen that itself directly
+/// follows a letter or digit (a word joiner, not a dash between spaces).
+fn hyphen_follows(lower: &str, i: usize) -> bool {
+    let mut back = lower[..i].chars().rev();
+    back.next().is_some_and(is_hyphen) && back.next().is_some_and(char::is_alphanumeric)
+}
+
+/// The names in `names` that are neither a built-in genre nor an alias of one
+/// (as written, for a warning: a typo there silently matches nothing).
+pub fn unknown_names<S: AsRef<str>>(names: &[S]) -> Vec<String> {
+    let known = |key: &str| {
+        DEFAULT_GENRES
+            .iter()
+            .chain(ALIASES.iter().map(|(a, _)| a))
+            .any(|k| tokens(k).join(" ") == key)
+    };
+    names
+        .iter()
+        .map(|n| n.as_ref().trim())
+        .filter(|n| {
+            let key = tokens(n).join(" ");
+            !key.is_empty() && !known(&key)
+        })
+        .map(str::to_string)
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -159,11 +207,18 @@ impl GenreMatcher {
         // Lowercase once and slice tokens out of it: per-token Strings made
         // matching cost more than parsing the page.
         let lower = text.to_lowercase();
-        let toks = token_slices(&lower);
+        let (toks, joined) = token_slices(&lower);
         for i in 0..toks.len() {
+            // A match must cover whole hyphenated words: "techno-logy" is
+            // not techno, while "nu-disco" is nu disco.
+            if i > 0 && joined[i - 1] {
+                continue;
+            }
             if let Some(pats) = self.by_first.get(toks[i]) {
                 for (pat, idx) in pats {
-                    if toks.len() - i >= pat.len()
+                    let end = i + pat.len();
+                    if toks.len() >= end
+                        && !joined[end - 1]
                         && pat.iter().zip(&toks[i..]).all(|(p, t)| p == t)
                     {
                         hits[*idx] = true;
@@ -199,13 +254,24 @@ mod tests {
     #[test]
     fn borrowed_tokens_agree_with_owned() {
         let t = "Drum&Bass, NU-disco · Électro 2-step";
-        assert_eq!(token_slices(&t.to_lowercase()), tokens(t));
+        assert_eq!(token_slices(&t.to_lowercase()).0, tokens(t));
     }
 
     #[test]
     fn word_boundaries() {
         assert!(m("The technology of warehouse parties, platinum edition").is_empty());
         assert_eq!(m("A techno-free HOUSE record"), vec!["house"]);
+        assert!(m("house-proud, latin-based, a dance-off").is_empty());
+        assert_eq!(
+            m("Deep-House and a - house - mix"),
+            vec!["house", "deep house"]
+        );
+        let t = GenreMatcher::new(&["techno"]);
+        assert!(
+            t.matches(&["Techno-logy", "techno-ish", "acid-techno"])
+                .is_empty()
+        );
+        assert_eq!(t.matches(&["techno - live"]), vec!["techno"]);
         assert_eq!(m("latin grooves"), vec!["latin"]);
         assert!(m("Latinos").is_empty());
         assert!(m("ambiently").is_empty());
@@ -224,6 +290,14 @@ mod tests {
         assert_eq!(m("Nu-Disco"), vec!["nu disco"]);
         assert_eq!(m("Electro-Pop"), vec!["electro pop"]);
         assert_eq!(m("Deep House"), vec!["house", "deep house"]);
+    }
+
+    #[test]
+    fn unknown_names_are_reported_as_written() {
+        assert_eq!(
+            unknown_names(&["Deep-House", "dnb", " Techno-logy ", "ukg", "", "psytrance"]),
+            vec!["Techno-logy", "psytrance"]
+        );
     }
 
     #[test]

@@ -89,8 +89,12 @@ pub struct Report {
     pub summary: Summary,
 }
 
+/// A listing page, and for page 1 that page read as a post when it is one.
+type ListingResult = Result<(Listing, Option<Box<Post>>), FetchError>;
+
 enum Event {
-    Listing(usize, Url, Result<Listing, FetchError>),
+    /// A listing page; for page 1 also the page read as a post, when it is one.
+    Listing(usize, Url, ListingResult),
     Feed(Url, Result<Vec<(String, Option<NaiveDate>)>, FetchError>),
     Sitemap(Url, usize, Result<discover::Sitemap, FetchError>),
     Post(Url, Result<Post, FetchError>),
@@ -108,7 +112,16 @@ fn spawn_listing(tasks: &mut JoinSet<Event>, ctx: &Arc<Ctx>, n: usize, url: Url)
             Ok(page) => {
                 let c = ctx.clone();
                 tokio::task::spawn_blocking(move || {
-                    discover::parse_listing(&page.text, &page.url, &c.cfg.base)
+                    let listing = discover::parse_listing(&page.text, &page.url, &c.cfg.base);
+                    // The URL given may be a post rather than a blog: the
+                    // page itself tells (see `Post::is_post`).
+                    let single = (n == 1)
+                        .then(|| {
+                            extract::extract(&page.text, &page.url, &c.cfg.matcher, &c.cfg.hosts)
+                        })
+                        .filter(|p| p.is_post)
+                        .map(Box::new);
+                    (listing, single)
                 })
                 .await
                 .map_err(|e| FetchError::Decode(e.to_string()))
@@ -259,6 +272,9 @@ pub async fn scrape(cfg: ScrapeConfig) -> anyhow::Result<Report> {
     let mut sitemaps: Vec<Url> = Vec::new();
     if cfg.fetch.respect_robots {
         let robots = ctx.fetcher.robots(&base).await;
+        if let Some(e) = &robots.unreachable {
+            anyhow::bail!("cannot reach {}: {e}", base.origin());
+        }
         if let Some(why) = &robots.unavailable {
             anyhow::bail!("{}", FetchError::RobotsUnavailable(why.clone()));
         }
@@ -282,18 +298,27 @@ pub async fn scrape(cfg: ScrapeConfig) -> anyhow::Result<Report> {
     }
     let mut listing_tasks: BTreeMap<usize, AbortHandle> = BTreeMap::new();
     listing_tasks.insert(1, spawn_listing(&mut tasks, &ctx, 1, base.clone()));
-    for s in sitemaps {
-        spawn_sitemap(&mut tasks, &ctx, s, 0);
+    // A URL below the site's root may be a single post: then nothing else is
+    // to be fetched, so the sitemaps wait until page 1 has shown what it is.
+    // At the root they go out at once, overlapping page 1.
+    let mut deferred_sitemaps = Vec::new();
+    if base.path() == "/" {
+        for s in sitemaps {
+            spawn_sitemap(&mut tasks, &ctx, s, 0);
+        }
+    } else {
+        deferred_sitemaps = sitemaps;
     }
 
     let mut paging: Option<Paging> = None;
-    let mut results: BTreeMap<usize, Result<Listing, FetchError>> = BTreeMap::new();
+    let mut results: BTreeMap<usize, ListingResult> = BTreeMap::new();
     let mut urls: BTreeMap<usize, Url> = BTreeMap::new();
     let mut next_eval = 1usize;
     let mut next_issue = 2usize;
     let mut empty_streak = 0usize;
     let mut paging_done = false;
     let mut first_page_error: Option<FetchError> = None;
+    let mut single_post = false;
 
     while let Some(joined) = tasks.join_next().await {
         let event = match joined {
@@ -319,8 +344,24 @@ pub async fn scrape(cfg: ScrapeConfig) -> anyhow::Result<Report> {
                     let mut new_posts = 0;
                     let mut all_old = false;
                     let mut next_link = None;
+                    if n == 1 && !matches!(res, Ok((_, Some(_)))) {
+                        for s in std::mem::take(&mut deferred_sitemaps) {
+                            spawn_sitemap(&mut tasks, &ctx, s, 0);
+                        }
+                    }
                     match res {
-                        Ok(listing) => {
+                        Ok((_, Some(post))) => {
+                            // Single-post mode: that post, no discovery.
+                            tasks.abort_all();
+                            listing_tasks.clear();
+                            state.found = 1;
+                            state.fetched = 1;
+                            state.queue.clear();
+                            state.posts = vec![*post];
+                            single_post = true;
+                            break;
+                        }
+                        Ok((listing, None)) => {
                             state.listing_pages += 1;
                             if n == 1 {
                                 paging = Some(discover::paging_of(listing.next.as_ref()));
@@ -365,6 +406,9 @@ pub async fn scrape(cfg: ScrapeConfig) -> anyhow::Result<Report> {
                     {
                         listing_tasks.insert(n + 1, spawn_listing(&mut tasks, &ctx, n + 1, next));
                     }
+                }
+                if single_post {
+                    break;
                 }
                 if paging_done {
                     // Pages requested ahead that paging no longer needs.
@@ -434,7 +478,10 @@ pub async fn scrape(cfg: ScrapeConfig) -> anyhow::Result<Report> {
                     Ok(post) => {
                         state.fetched += 1;
                         let day = post.parsed_date.map(|d| d.day);
-                        if !post.matching_genres.is_empty() && state.in_range(cfg, day) {
+                        if post.is_post
+                            && !post.matching_genres.is_empty()
+                            && state.in_range(cfg, day)
+                        {
                             state.posts.push(post);
                         }
                     }

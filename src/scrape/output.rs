@@ -96,6 +96,7 @@ mod tests {
                 })
                 .collect(),
             parsed_date: None,
+            is_post: true,
         }
     }
 
