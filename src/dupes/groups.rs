@@ -735,52 +735,63 @@ pub(crate) fn cluster_titles(
 
     // Agglomerate, most similar pair first; two clusters merge only when every pair
     // across them is an edge. Ties are broken by key order, so the result is stable.
+    // Most blocks have no edge at all: only keys on an edge get a member list.
     let mut order: Vec<((u32, u32), f64)> = edges.iter().map(|(&k, &v)| (k, v)).collect();
     order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let mut cluster_of: Vec<usize> = (0..n).collect();
-    let mut members: Vec<Vec<usize>> = (0..n).map(|i| vec![i]).collect();
-    let mut low = vec![1.0f64; n];
+    let mut cluster_of: Vec<u32> = (0..n as u32).collect();
+    let mut members: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut low: HashMap<u32, f64> = HashMap::new();
     for ((i, j), _) in order {
         let (ci, cj) = (cluster_of[i as usize], cluster_of[j as usize]);
         if ci == cj {
             continue;
         }
+        let mi = members.remove(&ci).unwrap_or_else(|| vec![ci]);
+        let mj = members.remove(&cj).unwrap_or_else(|| vec![cj]);
         let mut cross_low = 1.0f64;
-        let complete = members[ci].iter().all(|&a| {
-            members[cj].iter().all(|&b| {
-                let s = edges.get(&(a.min(b) as u32, a.max(b) as u32));
-                if let Some(&s) = s {
+        let complete = mi.iter().all(|&a| {
+            mj.iter().all(|&b| match edges.get(&(a.min(b), a.max(b))) {
+                Some(&s) => {
                     cross_low = cross_low.min(s);
+                    true
                 }
-                s.is_some()
+                None => false,
             })
         });
         if !complete {
+            members.insert(ci, mi);
+            members.insert(cj, mj);
             continue;
         }
-        let (keep, gone) = if members[ci].len() >= members[cj].len() {
-            (ci, cj)
+        let (keep, mut kept, gone, moved) = if mi.len() >= mj.len() {
+            (ci, mi, cj, mj)
         } else {
-            (cj, ci)
+            (cj, mj, ci, mi)
         };
-        let moved = std::mem::take(&mut members[gone]);
         for &m in &moved {
-            cluster_of[m] = keep;
+            cluster_of[m as usize] = keep;
         }
-        members[keep].extend(moved);
-        low[keep] = low[keep].min(low[gone]).min(cross_low);
+        kept.extend(moved);
+        members.insert(keep, kept);
+        let l = [low.remove(&gone), low.get(&keep).copied(), Some(cross_low)]
+            .into_iter()
+            .flatten()
+            .fold(1.0f64, f64::min);
+        low.insert(keep, l);
     }
 
+    let mut slot_of_cluster = vec![usize::MAX; n];
     let mut out: Vec<(f64, Vec<i64>)> = Vec::new();
-    for (c, keys) in members.iter().enumerate() {
-        let ids: Vec<i64> = keys
-            .iter()
-            .flat_map(|&i| keyed[starts[i]..starts[i + 1]].iter().map(|(_, id)| *id))
-            .collect();
-        if ids.len() > 1 {
-            out.push((low[c], ids));
+    for i in 0..n {
+        let c = cluster_of[i] as usize;
+        if slot_of_cluster[c] == usize::MAX {
+            slot_of_cluster[c] = out.len();
+            out.push((low.get(&(c as u32)).copied().unwrap_or(1.0), Vec::new()));
         }
+        let ids = keyed[starts[i]..starts[i + 1]].iter().map(|(_, id)| *id);
+        out[slot_of_cluster[c]].1.extend(ids);
     }
+    out.retain(|(_, ids)| ids.len() > 1);
     out
 }
 
