@@ -708,7 +708,10 @@ pub(crate) fn cluster_titles(
                     break;
                 }
                 // "Part 1" and "Part 2" are two works, whatever the letters say.
-                if numbers[i] != numbers[j] {
+                // (Lengths first: most titles have none, and slices compare by memcmp.)
+                if numbers[i].len() != numbers[j].len()
+                    || (!numbers[i].is_empty() && numbers[i] != numbers[j])
+                {
                     continue;
                 }
                 summary.title_comparisons += 1;

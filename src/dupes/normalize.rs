@@ -245,6 +245,38 @@ const NUMBER_WORDS: &[&str] = &[
     "twenty",
 ];
 
+/// A word of at most 16 bytes as one integer: every title word is checked against the
+/// lists above, and with a million titles string comparisons show up in a profile.
+const fn packed(w: &str) -> Option<u128> {
+    let b = w.as_bytes();
+    if b.len() > 16 {
+        return None;
+    }
+    let mut v = 0u128;
+    let mut i = 0;
+    while i < b.len() {
+        v |= (b[i] as u128) << (8 * i);
+        i += 1;
+    }
+    Some(v)
+}
+
+const fn pack_all<const N: usize>(words: &[&str]) -> [u128; N] {
+    let mut out = [0u128; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = match packed(words[i]) {
+            Some(v) => v,
+            None => panic!("word longer than 16 bytes"),
+        };
+        i += 1;
+    }
+    out
+}
+
+const DESIGNATORS_PACKED: [u128; DESIGNATORS.len()] = pack_all(DESIGNATORS);
+const NUMBER_WORDS_PACKED: [u128; NUMBER_WORDS.len()] = pack_all(NUMBER_WORDS);
+
 /// The value of a lower-case Roman numeral from 1 to 39 in canonical form ("iv", not
 /// "iiii"), which covers parts, volumes and movements. "mix" or "dvd" are not numerals:
 /// only i, v and x are accepted.
@@ -291,12 +323,14 @@ pub fn numbers_of_key(key: &str) -> Vec<u64> {
         if !digits_seen {
             if let Some(v) = roman(word) {
                 out.push(u64::from(v));
-            } else if after_designator && let Some(v) = NUMBER_WORDS.iter().position(|n| *n == word)
+            } else if after_designator
+                && let Some(v) =
+                    packed(word).and_then(|w| NUMBER_WORDS_PACKED.iter().position(|n| *n == w))
             {
                 out.push(v as u64);
             }
         }
-        after_designator = DESIGNATORS.contains(&word);
+        after_designator = packed(word).is_some_and(|w| DESIGNATORS_PACKED.contains(&w));
     }
     out
 }
