@@ -324,9 +324,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 export,
                 move_duplicates_to,
                 dry_run,
+                progress: !json && std::io::stderr().is_terminal(),
             };
             let report = dupes::vet::run(&conn, &opts)?;
             print_report(json, &report, dupes::report::print_vet)?;
+            if report.counts.move_failed > 0 {
+                eprintln!(
+                    "musicdex: {} moves failed (see the report)",
+                    report.counts.move_failed
+                );
+                return Ok(ExitCode::from(1));
+            }
         }
         Command::Scrape(args) => musicdex::scrape::run(args)?,
         Command::Roofline {

@@ -12,7 +12,7 @@ use anyhow::Result;
 use rusqlite::{Connection, Row};
 use serde::Serialize;
 
-use super::normalize::{artist_key, title_key};
+use super::normalize::{artist_key, numbers_of_key, title_key};
 use super::similarity::{Prepared, similarity_at_least};
 
 /// Rows that may match by content: a file whose hash failed matches nothing.
@@ -35,10 +35,62 @@ pub(crate) const FILE_COLUMNS: &str = "id, file_path, artist, title, album, file
 pub(crate) const FILE_COLUMNS_AND_PATH: &str = "id, file_path, artist, title, album, \
      file_format, bitrate, sample_rate, file_size, duration, path_bytes";
 
-/// Confidence of a match by identical content (head and tail bytes).
+/// Confidence of a match by identical content (size, head and tail bytes).
 pub const CONTENT_CONFIDENCE: f64 = 1.0;
-/// Confidence of a match by identical artist and title tags.
+/// Confidence of a match by identical artist and title tags and agreeing durations.
 pub const METADATA_CONFIDENCE: f64 = 0.95;
+/// The highest confidence of a tag or title match where a duration is unknown: such a
+/// match is uncertain, never certain (`vet` treats 0.7 up to 0.95 as uncertain).
+pub const UNKNOWN_DURATION_CONFIDENCE: f64 = 0.7;
+/// Two durations agree when they differ by at most this many seconds...
+pub const DURATION_TOLERANCE_SECS: f64 = 2.0;
+/// ...or by at most this share of the longer one, whichever is more.
+pub const DURATION_TOLERANCE_SHARE: f64 = 0.02;
+
+/// A duration worth comparing: lofty reports 0 for files it could not time.
+fn known(d: Option<f64>) -> Option<f64> {
+    d.filter(|d| d.is_finite() && *d > 0.0)
+}
+
+/// Whether two durations agree within max(2 s, 2 %); `None` when either is unknown.
+pub fn durations_agree(a: Option<f64>, b: Option<f64>) -> Option<bool> {
+    let (a, b) = (known(a)?, known(b)?);
+    let tolerance = DURATION_TOLERANCE_SECS.max(DURATION_TOLERANCE_SHARE * a.max(b));
+    Some((a - b).abs() <= tolerance + 1e-9)
+}
+
+/// Split files that match by tags or title into groups whose durations all agree
+/// pairwise: sorted by duration, a group runs while the longest is within tolerance of
+/// the shortest (for one dimension that is complete linkage). Files of unknown duration
+/// join the largest group, which then is only uncertain (the flag); alone, they form one
+/// uncertain group.
+pub fn split_by_duration(mut files: Vec<LibraryFile>) -> Vec<(Vec<LibraryFile>, bool)> {
+    let (mut timed, untimed): (Vec<LibraryFile>, Vec<LibraryFile>) =
+        files.drain(..).partition(|f| known(f.duration).is_some());
+    timed.sort_by(|a, b| {
+        a.duration
+            .unwrap_or(0.0)
+            .total_cmp(&b.duration.unwrap_or(0.0))
+    });
+    let mut out: Vec<(Vec<LibraryFile>, bool)> = Vec::new();
+    for f in timed {
+        match out.last_mut() {
+            Some((g, _)) if durations_agree(g[0].duration, f.duration) == Some(true) => g.push(f),
+            _ => out.push((vec![f], false)),
+        }
+    }
+    if !untimed.is_empty() {
+        match out.iter_mut().max_by_key(|(g, _)| g.len()) {
+            Some((g, uncertain)) => {
+                g.extend(untimed);
+                *uncertain = true;
+            }
+            None => out.push((untimed, true)),
+        }
+    }
+    out.retain(|(g, _)| g.len() > 1);
+    out
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -262,7 +314,12 @@ pub fn find(conn: &Connection, opts: &DupesOptions) -> Result<DupesReport> {
             t.fuzzy_cluster_secs = fuzzy.timings.fuzzy_cluster_secs;
             clusters
                 .retain(|c| !same_group(&c.ids, &content_of) && !same_group(&c.ids, &metadata_of));
-            let fuzzy = fetch_clusters(conn, clusters)?;
+            let mut fuzzy = fetch_clusters(conn, clusters)?;
+            // Splitting by duration can leave a part that repeats a hash group.
+            fuzzy.retain(|g| {
+                let ids: Vec<i64> = g.files.iter().map(|f| f.id).collect();
+                !same_group(&ids, &content_of) && !same_group(&ids, &metadata_of)
+            });
             summary.timings.fuzzy_fetch_secs = lap(&mut phase);
             summary.fuzzy_groups = fuzzy.len() as u64;
             groups.extend(fuzzy);
@@ -328,14 +385,26 @@ fn hash_groups(conn: &Connection, kind: MatchKind) -> Result<Vec<DupeGroup>> {
             members.retain(|f| !is_blank(&f.artist) || !is_blank(&f.title));
         }
         if members.len() > 1 {
-            let mut files = std::mem::take(members);
-            rank(&mut files);
-            groups.push(DupeGroup {
-                kind,
-                key: key.to_string(),
-                confidence,
-                files,
-            });
+            let files = std::mem::take(members);
+            let parts = match kind {
+                // The hash covers at most the first and last 64 KiB: files of other
+                // sizes are other files.
+                MatchKind::Content => split_by_size(files),
+                _ => split_by_duration(files),
+            };
+            for (mut files, uncertain) in parts {
+                rank(&mut files);
+                groups.push(DupeGroup {
+                    kind,
+                    key: key.to_string(),
+                    confidence: if uncertain {
+                        confidence.min(UNKNOWN_DURATION_CONFIDENCE)
+                    } else {
+                        confidence
+                    },
+                    files,
+                });
+            }
         }
         members.clear();
     };
@@ -349,6 +418,20 @@ fn hash_groups(conn: &Connection, kind: MatchKind) -> Result<Vec<DupeGroup>> {
     }
     flush(&key, &mut members);
     Ok(groups)
+}
+
+/// Runs of equal size, two files or more (never uncertain).
+fn split_by_size(mut files: Vec<LibraryFile>) -> Vec<(Vec<LibraryFile>, bool)> {
+    files.sort_by_key(|f| f.size);
+    let mut out: Vec<(Vec<LibraryFile>, bool)> = Vec::new();
+    for f in files {
+        match out.last_mut() {
+            Some((g, _)) if g[0].size == f.size => g.push(f),
+            _ => out.push((vec![f], false)),
+        }
+    }
+    out.retain(|(g, _)| g.len() > 1);
+    out
 }
 
 fn is_blank(s: &Option<String>) -> bool {
@@ -553,21 +636,32 @@ fn fetch_clusters(conn: &Connection, clusters: Vec<Cluster>) -> Result<Vec<DupeG
         members[c].push(by_id.query_row([id], LibraryFile::from_row)?);
     }
     let mut groups = Vec::with_capacity(clusters.len());
-    for (cluster, mut files) in clusters.into_iter().zip(members) {
-        rank(&mut files);
-        let title = files[0].title.as_deref().map(title_key).unwrap_or_default();
-        groups.push(DupeGroup {
-            kind: MatchKind::Fuzzy,
-            key: format!("{} - {}", cluster.artist_key, title),
-            confidence: cluster.confidence,
-            files,
-        });
+    for (cluster, files) in clusters.into_iter().zip(members) {
+        // Similar titles of different lengths are different recordings (or edits).
+        for (mut files, uncertain) in split_by_duration(files) {
+            rank(&mut files);
+            let title = files[0].title.as_deref().map(title_key).unwrap_or_default();
+            groups.push(DupeGroup {
+                kind: MatchKind::Fuzzy,
+                key: format!("{} - {}", cluster.artist_key, title),
+                confidence: if uncertain {
+                    cluster.confidence.min(UNKNOWN_DURATION_CONFIDENCE)
+                } else {
+                    cluster.confidence
+                },
+                files,
+            });
+        }
     }
     Ok(groups)
 }
 
-/// Cluster one artist's titles. Returns (lowest linking similarity, member ids) for
+/// Cluster one artist's titles. Returns (lowest similarity of any pair, member ids) for
 /// every cluster of two or more files.
+///
+/// Complete linkage: every pair of titles in a cluster is similar enough and has the
+/// same numbers ([`numbers_of_key`]), so a chain "Song for Clara" – "Song for Maya" –
+/// "Song for Yara" whose ends differ more than allowed never becomes one cluster.
 pub(crate) fn cluster_titles(
     entries: &[(i64, String)],
     min_score: f64,
@@ -598,10 +692,14 @@ pub(crate) fn cluster_titles(
         .iter()
         .map(|&x| Prepared::new(&keyed[x].0))
         .collect();
-    let mut uf = UnionFind::new(n);
-    let mut link_score = vec![1.0f64; n];
+    let numbers: Vec<Vec<u64>> = starts[..n]
+        .iter()
+        .map(|&x| numbers_of_key(&keyed[x].0))
+        .collect();
+    // Similar pairs (i < j) and their similarity.
+    let mut edges: HashMap<(u32, u32), f64> = HashMap::new();
 
-    let mut compare_within = |members: &mut Vec<usize>, uf: &mut UnionFind| {
+    let mut compare_within = |members: &mut Vec<usize>, edges: &mut HashMap<(u32, u32), f64>| {
         members.sort_by_key(|&i| prepared[i].len());
         for (x, &i) in members.iter().enumerate() {
             for &j in &members[x + 1..] {
@@ -609,19 +707,23 @@ pub(crate) fn cluster_titles(
                 if (prepared[i].len() as f64) < min_score * prepared[j].len() as f64 - 1e-9 {
                     break;
                 }
+                // "Part 1" and "Part 2" are two works, whatever the letters say.
+                // (Lengths first: most titles have none, and slices compare by memcmp.)
+                if numbers[i].len() != numbers[j].len()
+                    || (!numbers[i].is_empty() && numbers[i] != numbers[j])
+                {
+                    continue;
+                }
                 summary.title_comparisons += 1;
                 if let Some(s) = similarity_at_least(&prepared[i], &prepared[j], min_score) {
-                    let (ri, rj) = (uf.find(i), uf.find(j));
-                    let low = s.min(link_score[ri]).min(link_score[rj]);
-                    let root = uf.union(ri, rj);
-                    link_score[root] = low;
+                    edges.insert((i.min(j) as u32, i.max(j) as u32), s);
                 }
             }
         }
     };
     if n <= LARGE_BLOCK {
         let mut all: Vec<usize> = (0..n).collect();
-        compare_within(&mut all, &mut uf);
+        compare_within(&mut all, &mut edges);
     } else {
         for end in [Ends::First, Ends::Last] {
             let mut buckets: HashMap<String, Vec<usize>> = HashMap::new();
@@ -629,21 +731,68 @@ pub(crate) fn cluster_titles(
                 buckets.entry(end.of(&keyed[x].0)).or_default().push(i);
             }
             for members in buckets.values_mut() {
-                compare_within(members, &mut uf);
+                compare_within(members, &mut edges);
             }
         }
     }
 
-    let mut slot_of_root = vec![usize::MAX; n];
+    // Agglomerate, most similar pair first; two clusters merge only when every pair
+    // across them is an edge. Ties are broken by key order, so the result is stable.
+    // Most blocks have no edge at all: only keys on an edge get a member list.
+    let mut order: Vec<((u32, u32), f64)> = edges.iter().map(|(&k, &v)| (k, v)).collect();
+    order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut cluster_of: Vec<u32> = (0..n as u32).collect();
+    let mut members: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut low: HashMap<u32, f64> = HashMap::new();
+    for ((i, j), _) in order {
+        let (ci, cj) = (cluster_of[i as usize], cluster_of[j as usize]);
+        if ci == cj {
+            continue;
+        }
+        let mi = members.remove(&ci).unwrap_or_else(|| vec![ci]);
+        let mj = members.remove(&cj).unwrap_or_else(|| vec![cj]);
+        let mut cross_low = 1.0f64;
+        let complete = mi.iter().all(|&a| {
+            mj.iter().all(|&b| match edges.get(&(a.min(b), a.max(b))) {
+                Some(&s) => {
+                    cross_low = cross_low.min(s);
+                    true
+                }
+                None => false,
+            })
+        });
+        if !complete {
+            members.insert(ci, mi);
+            members.insert(cj, mj);
+            continue;
+        }
+        let (keep, mut kept, gone, moved) = if mi.len() >= mj.len() {
+            (ci, mi, cj, mj)
+        } else {
+            (cj, mj, ci, mi)
+        };
+        for &m in &moved {
+            cluster_of[m as usize] = keep;
+        }
+        kept.extend(moved);
+        members.insert(keep, kept);
+        let l = [low.remove(&gone), low.get(&keep).copied(), Some(cross_low)]
+            .into_iter()
+            .flatten()
+            .fold(1.0f64, f64::min);
+        low.insert(keep, l);
+    }
+
+    let mut slot_of_cluster = vec![usize::MAX; n];
     let mut out: Vec<(f64, Vec<i64>)> = Vec::new();
     for i in 0..n {
-        let root = uf.find(i);
-        if slot_of_root[root] == usize::MAX {
-            slot_of_root[root] = out.len();
-            out.push((link_score[root], Vec::new()));
+        let c = cluster_of[i] as usize;
+        if slot_of_cluster[c] == usize::MAX {
+            slot_of_cluster[c] = out.len();
+            out.push((low.get(&(c as u32)).copied().unwrap_or(1.0), Vec::new()));
         }
-        let members = keyed[starts[i]..starts[i + 1]].iter().map(|(_, id)| *id);
-        out[slot_of_root[root]].1.extend(members);
+        let ids = keyed[starts[i]..starts[i + 1]].iter().map(|(_, id)| *id);
+        out[slot_of_cluster[c]].1.extend(ids);
     }
     out.retain(|(_, ids)| ids.len() > 1);
     out
@@ -668,37 +817,10 @@ impl Ends {
     }
 }
 
-struct UnionFind {
-    parent: Vec<usize>,
-}
-
-impl UnionFind {
-    fn new(n: usize) -> UnionFind {
-        UnionFind {
-            parent: (0..n).collect(),
-        }
-    }
-
-    fn find(&mut self, mut i: usize) -> usize {
-        while self.parent[i] != i {
-            self.parent[i] = self.parent[self.parent[i]];
-            i = self.parent[i];
-        }
-        i
-    }
-
-    /// Join the sets of two roots; returns the new root.
-    fn union(&mut self, a: usize, b: usize) -> usize {
-        if a != b {
-            self.parent[b] = a;
-        }
-        a
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dupes::similarity::similarity;
 
     fn plan(conn: &Connection, sql: &str) -> String {
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
@@ -860,5 +982,147 @@ mod tests {
         rank(&mut files);
         let order: String = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(order, "cefdab");
+    }
+
+    #[test]
+    fn chains_of_similar_titles_do_not_merge() {
+        // Clara–Yara and Yara–Maya are within 0.8, Clara–Maya is not.
+        let t = ["Song for Clara", "Song for Maya", "Song for Yara"];
+        let mut s = DupesSummary::default();
+        let sim = |a: usize, b: usize| similarity(&title_key(t[a]), &title_key(t[b]));
+        assert!(sim(0, 1) < 0.8);
+        assert!(sim(0, 2) >= 0.8 && sim(1, 2) >= 0.8);
+        let got = cluster_titles(&entries(&t), 0.8, &mut s);
+        assert_eq!(got.len(), 1, "{got:?}");
+        let mut ids = got[0].1.clone();
+        ids.sort();
+        // The closer pair (Clara–Yara, 0.857 over 0.846) wins; Maya stays alone.
+        assert_eq!(ids, vec![0, 2]);
+        // Every pair of every cluster matches, over many seeded blocks of near titles.
+        let mut rng = fastrand::Rng::with_seed(12);
+        for _ in 0..200 {
+            let base: String = (0..rng.usize(6..12)).map(|_| rng.lowercase()).collect();
+            let titles: Vec<String> = (0..rng.usize(3..12))
+                .map(|_| {
+                    let mut c: Vec<char> = base.chars().collect();
+                    for _ in 0..rng.usize(0..4) {
+                        let at = rng.usize(..c.len());
+                        c[at] = rng.lowercase();
+                    }
+                    c.into_iter().collect()
+                })
+                .collect();
+            let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
+            for (low, ids) in cluster_titles(&entries(&refs), 0.8, &mut s) {
+                for &a in &ids {
+                    for &b in &ids {
+                        let sim = similarity(&titles[a as usize], &titles[b as usize]);
+                        assert!(sim >= 0.8 && sim >= low - 1e-9, "{titles:?} {ids:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn numbered_titles_never_cluster() {
+        for pair in [
+            [
+                "Another Brick in the Wall, Part 1",
+                "Another Brick in the Wall, Part 2",
+            ],
+            ["Symphony No. 5", "Symphony No. 6"],
+            ["Piano Sonata 14", "Piano Sonata 18"],
+            ["Op. 27 No. 1", "Op. 27 No. 2"],
+            ["Greatest Hits Vol. II", "Greatest Hits Vol. III"],
+            ["Revolution 1", "Revolution 9"],
+            ["Revolution 1", "Revolution"],
+            ["I. Allegro con brio", "II. Allegro con brio"],
+        ] {
+            assert_eq!(clusters(&pair, 0.5), Vec::<Vec<i64>>::new(), "{pair:?}");
+        }
+        // The same number, however written, and edition suffixes still group.
+        assert_eq!(
+            clusters(
+                &[
+                    "Another Brick in the Wall, Part 2",
+                    "Another Brick In The Wall (Part II)"
+                ],
+                0.8
+            ),
+            vec![vec![0, 1]]
+        );
+        assert_eq!(
+            clusters(
+                &[
+                    "Revolution 9 (Original Mix)",
+                    "Revolution 9 - Remastered",
+                    "Revolution 9 [HD]"
+                ],
+                0.8
+            ),
+            vec![vec![0, 1, 2]]
+        );
+    }
+
+    fn timed(id: i64, duration: Option<f64>) -> LibraryFile {
+        LibraryFile {
+            id,
+            path: id.to_string(),
+            artist: None,
+            title: None,
+            album: None,
+            format: "mp3".into(),
+            bitrate: Some(128),
+            sample_rate: Some(44100),
+            size: 1,
+            duration,
+            lossless: false,
+            path_bytes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn durations_split_groups() {
+        assert_eq!(durations_agree(Some(3.0), Some(5.0)), Some(true));
+        assert_eq!(durations_agree(Some(3.0), Some(5.1)), Some(false));
+        // 2 % of 300 s is 6 s.
+        assert_eq!(durations_agree(Some(300.0), Some(294.0)), Some(true));
+        assert_eq!(durations_agree(Some(300.0), Some(293.0)), Some(false));
+        assert_eq!(durations_agree(None, Some(3.0)), None);
+        assert_eq!(durations_agree(Some(0.0), Some(0.0)), None);
+        let ids = |parts: Vec<(Vec<LibraryFile>, bool)>| -> Vec<(Vec<i64>, bool)> {
+            parts
+                .into_iter()
+                .map(|(g, u)| {
+                    let mut v: Vec<i64> = g.iter().map(|f| f.id).collect();
+                    v.sort();
+                    (v, u)
+                })
+                .collect()
+        };
+        let got = split_by_duration(vec![
+            timed(1, Some(3.0)),
+            timed(2, Some(9.0)),
+            timed(3, Some(4.5)),
+            timed(4, Some(10.0)),
+            timed(5, Some(200.0)),
+        ]);
+        assert_eq!(ids(got), vec![(vec![1, 3], false), (vec![2, 4], false)]);
+        // A chain 3, 4.9, 6.8: the ends are 3.8 s apart.
+        let got = split_by_duration(vec![
+            timed(1, Some(3.0)),
+            timed(2, Some(4.9)),
+            timed(3, Some(6.8)),
+        ]);
+        assert_eq!(ids(got), vec![(vec![1, 2], false)]);
+        let got = split_by_duration(vec![
+            timed(1, None),
+            timed(2, Some(4.0)),
+            timed(3, Some(4.5)),
+        ]);
+        assert_eq!(ids(got), vec![(vec![1, 2, 3], true)]);
+        let got = split_by_duration(vec![timed(1, None), timed(2, None)]);
+        assert_eq!(ids(got), vec![(vec![1, 2], true)]);
     }
 }

@@ -214,6 +214,127 @@ pub fn title_key(title: &str) -> String {
     out
 }
 
+/// Words after which a number word counts as a number ("Part Two", "Volume One").
+const DESIGNATORS: &[&str] = &[
+    "part", "pt", "vol", "volume", "no", "nr", "nos", "number", "op", "opus", "movement", "mvt",
+    "act", "book", "chapter", "disc", "cd", "track", "symphony", "sonata", "concerto", "suite",
+    "scene", "episode", "side", "chapitre", "teil", "parte",
+];
+
+const NUMBER_WORDS: &[&str] = &[
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+];
+
+/// A word of at most 16 bytes as one integer: every title word is checked against the
+/// lists above, and with a million titles string comparisons show up in a profile.
+const fn packed(w: &str) -> Option<u128> {
+    let b = w.as_bytes();
+    if b.len() > 16 {
+        return None;
+    }
+    let mut v = 0u128;
+    let mut i = 0;
+    while i < b.len() {
+        v |= (b[i] as u128) << (8 * i);
+        i += 1;
+    }
+    Some(v)
+}
+
+const fn pack_all<const N: usize>(words: &[&str]) -> [u128; N] {
+    let mut out = [0u128; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = match packed(words[i]) {
+            Some(v) => v,
+            None => panic!("word longer than 16 bytes"),
+        };
+        i += 1;
+    }
+    out
+}
+
+const DESIGNATORS_PACKED: [u128; DESIGNATORS.len()] = pack_all(DESIGNATORS);
+const NUMBER_WORDS_PACKED: [u128; NUMBER_WORDS.len()] = pack_all(NUMBER_WORDS);
+
+/// The value of a lower-case Roman numeral from 1 to 39 in canonical form ("iv", not
+/// "iiii"), which covers parts, volumes and movements. "mix" or "dvd" are not numerals:
+/// only i, v and x are accepted.
+fn roman(w: &str) -> Option<u32> {
+    const ONES: [&str; 10] = ["", "i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix"];
+    if w.is_empty() || w.len() > 6 || !w.bytes().all(|b| matches!(b, b'i' | b'v' | b'x')) {
+        return None;
+    }
+    let tens = w.bytes().take_while(|&b| b == b'x').count().min(3);
+    let rest = &w[tens..];
+    let ones = ONES.iter().position(|o| *o == rest)?;
+    Some(tens as u32 * 10 + ones as u32)
+}
+
+/// The numbers of a title, in order: digit runs, Roman numerals ("Vol. II", a movement's
+/// "IV." prefix) and number words after a designator ("Part Two"), as values, so that
+/// "Part 2", "Part II" and "Part Two" agree and "Part 1" and "Part 2" do not. Edition
+/// suffixes are gone first ([`title_key`]): "(Remastered 2011)" adds no number. Two
+/// titles whose numbers differ are different works, however similar their letters.
+pub fn title_numbers(title: &str) -> Vec<u64> {
+    numbers_of_key(&title_key(title))
+}
+
+/// [`title_numbers`] of a title already passed through [`title_key`].
+pub fn numbers_of_key(key: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut after_designator = false;
+    for word in key.split(' ') {
+        let mut digits_seen = false;
+        let mut value: Option<u64> = None;
+        for b in word.bytes() {
+            if b.is_ascii_digit() {
+                let d = u64::from(b - b'0');
+                value = Some(value.unwrap_or(0).saturating_mul(10).saturating_add(d));
+                digits_seen = true;
+            } else if let Some(v) = value.take() {
+                // "op27no1": each digit run is a number of its own.
+                out.push(v);
+            }
+        }
+        if let Some(v) = value {
+            out.push(v);
+        }
+        if !digits_seen {
+            if let Some(v) = roman(word) {
+                out.push(u64::from(v));
+            } else if after_designator
+                && let Some(v) =
+                    packed(word).and_then(|w| NUMBER_WORDS_PACKED.iter().position(|n| *n == w))
+            {
+                out.push(v as u64);
+            }
+        }
+        after_designator = packed(word).is_some_and(|w| DESIGNATORS_PACKED.contains(&w));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,5 +416,38 @@ mod tests {
         // Nothing but an edition marker: keep it rather than compare empty titles.
         assert_eq!(title_key("(Radio Edit)"), "radio edit");
         assert_eq!(title_key("Radio Edit"), "radio edit");
+    }
+
+    #[test]
+    fn numbers_in_titles() {
+        assert_eq!(title_numbers("Another Brick in the Wall, Part 2"), vec![2]);
+        assert_eq!(
+            title_numbers("Another Brick in the Wall (Part II)"),
+            vec![2]
+        );
+        assert_eq!(
+            title_numbers("Another Brick in the Wall - Part Two"),
+            vec![2]
+        );
+        assert_eq!(
+            title_numbers("Piano Sonata No. 14 in C-sharp minor, Op. 27 No. 2"),
+            vec![14, 27, 2]
+        );
+        assert_eq!(title_numbers("Op.27 No.1"), vec![27, 1]);
+        assert_eq!(title_numbers("Vol. III"), vec![3]);
+        assert_eq!(title_numbers("IV. Allegro con brio"), vec![4]);
+        assert_eq!(title_numbers("XXXIX"), vec![39]);
+        assert_eq!(title_numbers("Revolution"), Vec::<u64>::new());
+        assert_eq!(title_numbers("Revolution 9"), vec![9]);
+        // Edition suffixes carry no number; years in them neither.
+        assert_eq!(title_numbers("Levels (Remastered 2011)"), Vec::<u64>::new());
+        assert_eq!(title_numbers("Levels - 2011 Remaster"), Vec::<u64>::new());
+        // Not numerals: words that merely use the letters, number words without a
+        // designator.
+        assert_eq!(title_numbers("Mix It Up"), Vec::<u64>::new());
+        assert_eq!(title_numbers("Civil War"), Vec::<u64>::new());
+        assert_eq!(title_numbers("One"), Vec::<u64>::new());
+        assert_eq!(title_numbers("Track 01"), vec![1]);
+        assert_eq!(title_numbers("iiii"), Vec::<u64>::new());
     }
 }

@@ -45,14 +45,26 @@ pub fn print_dupes(r: &DupesReport, out: &mut dyn Write) -> io::Result<()> {
 
 fn file_line(f: &LibraryFile) -> String {
     format!(
-        "{:<5} {:>5} kbit/s {:>6} {:>10}  {}",
+        "{:<5} {:>5} kbit/s {:>6} {:>8} {:>10}  {}",
         f.format,
         f.bitrate.map_or("?".into(), |b| b.to_string()),
         f.sample_rate
             .map_or("?".into(), |s| format!("{:.1}k", s as f64 / 1000.0)),
+        duration(f.duration),
         human_bytes(f.size),
         f.path
     )
+}
+
+/// "3:07.5", or "?:??" when lofty could not time the file.
+fn duration(d: Option<f64>) -> String {
+    match d.filter(|d| d.is_finite() && *d > 0.0) {
+        Some(d) => {
+            let tenths = (d * 10.0).round() as u64;
+            format!("{}:{:02}.{}", tenths / 600, tenths / 10 % 60, tenths % 10)
+        }
+        None => "?:??".to_string(),
+    }
 }
 
 pub fn print_vet(r: &VetReport, out: &mut dyn Write) -> io::Result<()> {
@@ -63,7 +75,15 @@ pub fn print_vet(r: &VetReport, out: &mut dyn Write) -> io::Result<()> {
         c.total, r.folder, r.elapsed_secs
     )?;
     writeln!(out, "  new         {:>7}", c.new)?;
+    if c.indexed > 0 {
+        writeln!(
+            out,
+            "  indexed     {:>7}  (already in the library)",
+            c.indexed
+        )?;
+    }
     writeln!(out, "  duplicate   {:>7}", c.duplicate)?;
+    writeln!(out, "  upgrade     {:>7}", c.upgrade)?;
     writeln!(out, "  uncertain   {:>7}", c.uncertain)?;
     writeln!(out, "  unreadable  {:>7}", c.unreadable)?;
     if r.walk_errors > 0 {
@@ -82,6 +102,10 @@ pub fn print_vet(r: &VetReport, out: &mut dyn Write) -> io::Result<()> {
     };
     for (verdict, heading) in [
         (Verdict::Duplicate, "duplicates"),
+        (
+            Verdict::Upgrade,
+            "upgrades (better than every library copy; kept)",
+        ),
         (Verdict::Uncertain, "uncertain (review by hand)"),
         (Verdict::Unreadable, "unreadable"),
     ] {
@@ -94,11 +118,18 @@ pub fn print_vet(r: &VetReport, out: &mut dyn Write) -> io::Result<()> {
             match (&f.matched, &f.error) {
                 (Some(m), _) => writeln!(
                     out,
-                    "  {}  = {} {:.0}%  {}",
+                    "  {}  = {} {:.0}%{}  {}  ({} {} kbit/s {} vs {} {} kbit/s {})",
                     short(&f.path),
                     m.kind.name(),
                     m.confidence * 100.0,
-                    m.path
+                    if m.certain { "" } else { " not certain" },
+                    m.path,
+                    f.format,
+                    f.bitrate.map_or("?".into(), |b| b.to_string()),
+                    duration(f.duration),
+                    m.format,
+                    m.bitrate.map_or("?".into(), |b| b.to_string()),
+                    duration(m.duration),
                 )?,
                 (None, Some(e)) => writeln!(out, "  {}  ({e})", short(&f.path))?,
                 (None, None) => writeln!(out, "  {}", short(&f.path))?,
@@ -111,6 +142,13 @@ pub fn print_vet(r: &VetReport, out: &mut dyn Write) -> io::Result<()> {
                 chosen.len() - LIST_LIMIT
             )?;
         }
+    }
+    if c.move_failed > 0 {
+        writeln!(
+            out,
+            "  error: {} moves failed; those files were left where they were",
+            c.move_failed
+        )?;
     }
     if !r.moves.is_empty() {
         writeln!(out, "moves:")?;
