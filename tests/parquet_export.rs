@@ -406,9 +406,13 @@ fn reexport_replaces_the_partition_and_a_failed_one_keeps_it() {
     let b_file = fx.dataset.join("host=beta.lan/part-00000.parquet");
     let b_before = fs::read(&b_file).unwrap();
 
-    // More files on alpha: the re-export holds the new count, beta is untouched.
+    // More files on alpha: the re-export holds the new count, beta is untouched, and
+    // what a killed export of alpha left in staging (its process gone) is cleared.
     generate(&fx.root.join("alpha/more"), 5, 99);
     index_json(&fx.root.join("alpha"), &fx.a_db, &[]);
+    let killed = fx.dataset.join(".musicdex-staging/host=alpha.99999999");
+    fs::create_dir_all(&killed).unwrap();
+    fs::copy(&a_file, killed.join("part-00000.parquet")).unwrap();
     export_parquet(&fx.a_db, &fx.dataset, "alpha");
     let count: i64 = Connection::open(&fx.a_db)
         .unwrap()

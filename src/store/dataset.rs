@@ -215,14 +215,13 @@ pub fn export(conn: &Connection, opts: &ParquetOptions) -> Result<ParquetSummary
         );
     }
     let staging_root = opts.dir.join(STAGING_DIR);
-    fs::create_dir_all(&staging_root)
-        .with_context(|| format!("cannot create {}", staging_root.display()))?;
+    remove_stale_staging(&staging_root, &partition_name);
     let staging = staging_root.join(format!("{partition_name}.{}", std::process::id()));
     if staging.exists() {
         fs::remove_dir_all(&staging)
             .with_context(|| format!("cannot remove stale {}", staging.display()))?;
     }
-    fs::create_dir(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
+    fs::create_dir_all(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
 
     let written =
         write_file(conn, &cols, schema, &opts.host, &staging.join(PART_FILE)).and_then(|w| {
@@ -250,6 +249,34 @@ pub fn export(conn: &Connection, opts: &ParquetOptions) -> Result<ParquetSummary
         columns: cols.len() + 2,
         secs: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Staging folders of this partition left by exports that were killed (their process is
+/// gone): they would otherwise pile up, one file of the whole index each.
+fn remove_stale_staging(staging_root: &Path, partition_name: &str) {
+    let Ok(entries) = fs::read_dir(staging_root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(partition_name))
+            .and_then(|r| r.strip_prefix('.'))
+        else {
+            continue;
+        };
+        let pid = rest.strip_suffix(".old").unwrap_or(rest);
+        let Ok(pid) = pid.parse::<libc::pid_t>() else {
+            continue;
+        };
+        // SAFETY: signal 0 only asks whether the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 fn quote_ident(name: &str) -> String {
