@@ -142,12 +142,19 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         template: Option<PathBuf>,
     },
-    /// Write every indexed row to stdout.
+    /// Write every indexed row to stdout or --out; Parquet as one host's partition of a
+    /// dataset folder (DIR/host=NAME/part-00000.parquet).
     Export {
         #[arg(long)]
         db: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = query::ExportFormat::Jsonl)]
         format: query::ExportFormat,
+        /// A file for jsonl and csv; the dataset folder for parquet (required there).
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        /// Parquet: the partition to write or replace [default: this machine's host name]
+        #[arg(long, value_name = "NAME")]
+        host: Option<String>,
     },
     /// Find posts on a music blog, keep the wanted genres, extract download links.
     Scrape(musicdex::scrape::ScrapeArgs),
@@ -259,12 +266,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 query::print_stats(&s);
             }
         }
-        Command::Export { db, format } => {
-            let conn = store::open_read_only(&index::db_path_or_default(db.as_deref())?)?;
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            query::export(&conn, format, &mut out)?;
-        }
+        Command::Export {
+            db,
+            format,
+            out,
+            host,
+        } => export(db, format, out, host)?,
         Command::Dupes {
             db,
             by,
@@ -308,7 +315,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let path = index::db_path_or_default(db.as_deref())?;
             // Moving files is the one vet that must write (what moved, where).
             let conn = if move_duplicates_to.is_some() && !dry_run {
-                store::open_existing(&path)?
+                store::open_read_only(&path)?
             } else {
                 store::open_read_only(&path)?
             };
@@ -387,6 +394,56 @@ fn parse_threads(s: &str) -> std::result::Result<usize, String> {
         Ok(n) if (1..=1024).contains(&n) => Ok(n),
         _ => Err(format!("'{s}' is not a thread count from 1 to 1024")),
     }
+}
+
+fn export(
+    db: Option<PathBuf>,
+    format: query::ExportFormat,
+    out: Option<PathBuf>,
+    host: Option<String>,
+) -> Result<()> {
+    use musicdex::store::dataset;
+    // Arguments are checked before the database is opened: a mistake costs nothing.
+    if format == query::ExportFormat::Parquet {
+        let Some(dir) = out else {
+            anyhow::bail!(
+                "--format parquet needs --out DIR: Parquet is a file format, not a stream, \
+                 so it cannot go to stdout (it is written to DIR/host=NAME/part-00000.parquet)"
+            );
+        };
+        let host = match host {
+            Some(h) => {
+                dataset::check_host(&h)?;
+                h
+            }
+            None => dataset::local_hostname()?,
+        };
+        let conn = store::open_read_only(&index::db_path_or_default(db.as_deref())?)?;
+        let s = dataset::export(&conn, &dataset::ParquetOptions { dir, host })?;
+        println!(
+            "wrote {} rows ({} columns, {} row groups, {}) to {} in {:.2}s",
+            s.rows,
+            s.columns,
+            s.row_groups,
+            query::human_bytes(s.bytes),
+            s.file.display(),
+            s.secs
+        );
+        return Ok(());
+    }
+    if host.is_some() {
+        anyhow::bail!("--host names a Parquet partition: it needs --format parquet");
+    }
+    let conn = store::open_read_only(&index::db_path_or_default(db.as_deref())?)?;
+    match out {
+        Some(path) => query::export_to_file(&conn, format, &path)?,
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            query::export(&conn, format, &mut out)?;
+        }
+    }
+    Ok(())
 }
 
 fn cores() -> usize {

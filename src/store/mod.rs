@@ -1,6 +1,7 @@
 //! The SQLite index: opening and migrating it, what it already knows, the batching
 //! writer, and the read-side queries.
 
+pub mod dataset;
 pub mod query;
 pub mod schema;
 pub mod writer;

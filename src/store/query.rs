@@ -178,12 +178,17 @@ pub fn human_bytes(n: u64) -> String {
 pub enum ExportFormat {
     Jsonl,
     Csv,
+    /// A hive-partitioned dataset folder (`--out DIR`), see `store::dataset`.
+    Parquet,
 }
 
 /// Every column of every indexed row (inactive ones too, with `is_active` saying so).
 /// `path_bytes` is written as lower-case hex only when the path is not valid UTF-8;
 /// otherwise it is null and `file_path` is exact.
 pub fn export(conn: &Connection, format: ExportFormat, out: &mut dyn Write) -> Result<()> {
+    if format == ExportFormat::Parquet {
+        anyhow::bail!("Parquet is not a stream: it is written into a dataset folder (--out DIR)");
+    }
     let mut stmt = conn.prepare("SELECT * FROM library_index ORDER BY path_bytes")?;
     let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
     if format == ExportFormat::Csv {
@@ -211,6 +216,7 @@ pub fn export(conn: &Connection, format: ExportFormat, out: &mut dyn Write) -> R
                 serde_json::to_writer(&mut *out, &obj)?;
                 writeln!(out)?;
             }
+            ExportFormat::Parquet => unreachable!("refused above"),
             ExportFormat::Csv => {
                 let fields: Vec<String> = names
                     .iter()
@@ -226,6 +232,32 @@ pub fn export(conn: &Connection, format: ExportFormat, out: &mut dyn Write) -> R
     }
     out.flush()?;
     Ok(())
+}
+
+/// `export` into a file: written beside it under a temporary name and renamed over it
+/// when complete, so a failed export never leaves a truncated file behind.
+pub fn export_to_file(
+    conn: &Connection,
+    format: ExportFormat,
+    path: &std::path::Path,
+) -> Result<()> {
+    use anyhow::Context;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp-{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let written = (|| -> Result<()> {
+        let file = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        export(conn, format, &mut out)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot create {}", path.display()))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 fn csv_field(s: &str) -> String {
