@@ -66,6 +66,11 @@ enum Command {
         /// replaced tool did.
         #[arg(long, hide = true)]
         legacy_commit: bool,
+        /// Most bytes a tag parse may read from one file beyond the head and tail every
+        /// file is read for (`16M`, `512K` or bytes); a file needing more is recorded
+        /// with an error.
+        #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_size)]
+        max_tag_bytes: u64,
     },
     /// Summarise the index.
     Stats {
@@ -212,7 +217,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             follow_symlinks,
             ext,
             legacy_commit,
+            max_tag_bytes,
         } => {
+            musicdex::media::budget::set_max_tag_bytes(max_tag_bytes);
             let filter = ext_filter(ext)?;
             let opts = IndexOptions {
                 roots: library,
@@ -353,6 +360,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `16M`, `512K`, `1G` or a plain number of bytes.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (digits, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c.to_ascii_uppercase()),
+        _ => (s, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        _ => return Err(format!("unknown unit in {s:?}: use K, M or G")),
+    };
+    let n: u64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a size: {s:?}"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("too large: {s:?}"))
 }
 
 fn cores() -> usize {
