@@ -40,9 +40,9 @@ pub fn max_tag_bytes() -> u64 {
 
 /// `16 MiB`, `1536 KiB` or `1000 bytes`: the budget as the row's error states it.
 pub fn human(n: u64) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
         format!("{} MiB", n >> 20)
-    } else if n >= 1 << 10 && n % (1 << 10) == 0 {
+    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
         format!("{} KiB", n >> 10)
     } else {
         format!("{n} bytes")
