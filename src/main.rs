@@ -178,6 +178,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write the robustness suite: seeded mutants of SOURCES and the pathological cases
+    /// (sparse partial downloads, lying size fields); see ci/robustness.
+    #[command(hide = true)]
+    GenRobustness {
+        dir: PathBuf,
+        /// Files or folders whose files are mutated.
+        #[arg(long, required = true, num_args = 1..)]
+        sources: Vec<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 1500)]
+        mutants: usize,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -357,6 +370,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 r#gen::print_report(&report);
             }
+        }
+        Command::GenRobustness {
+            dir,
+            sources,
+            seed,
+            mutants,
+        } => {
+            let files: Vec<PathBuf> = sources
+                .iter()
+                .flat_map(|s| r#gen::mutate::files_under(s))
+                .collect();
+            r#gen::mutate::write_suite(&dir, &files, seed, mutants)?;
         }
     }
     Ok(ExitCode::SUCCESS)
