@@ -64,7 +64,9 @@ impl Exceeded {
                 format!("tags: needs more than {} beyond head and tail", human(n))
             }
             Exceeded::Reads(n) => {
-                format!("tags: gave up after {n} reads (a parse that does not end)")
+                format!(
+                    "tags: gave up after {n} reads (junk or zeros where the format expects data)"
+                )
             }
         }
     }
