@@ -97,9 +97,21 @@ fn index_everywhere(tmp: &Path, lib: &Path) -> BTreeMap<String, Value> {
 
 /// Write one pathological case and index it everywhere.
 fn case(name: &str) -> (tempfile::TempDir, BTreeMap<String, Value>) {
+    case_of(name, usize::MAX)
+}
+
+/// [`case`] keeping only the first `keep` of its files: a debug build parses slowly, and
+/// ci/robustness runs every file on a release build.
+fn case_of(name: &str, keep: usize) -> (tempfile::TempDir, BTreeMap<String, Value>) {
     let tmp = tempfile::tempdir().unwrap();
     let lib = tmp.path().join("lib");
-    mutate::write_case(&lib, name, 17).unwrap();
+    for f in mutate::write_case(&lib, name, 17)
+        .unwrap()
+        .iter()
+        .skip(keep)
+    {
+        fs::remove_file(f).unwrap();
+    }
     let rows = index_everywhere(tmp.path(), &lib);
     (tmp, rows)
 }
@@ -149,9 +161,9 @@ fn flac_with_a_hole_at_byte_42() {
 }
 
 #[test]
-fn eight_mp3s_declaring_a_256m_id3v2_tag() {
-    let (_t, rows) = case("id3-declares-256m");
-    assert_eq!(rows.len(), 8);
+fn mp3s_declaring_a_256m_id3v2_tag() {
+    let (_t, rows) = case_of("id3-declares-256m", 2);
+    assert_eq!(rows.len(), 2);
     for r in rows.values() {
         assert_eq!(r["file_size"], 300u64 << 20);
         assert!(error_of(r).starts_with("tags: "), "{r}");

@@ -48,28 +48,44 @@ impl Segment {
 pub struct SparseView<'a> {
     segments: &'a [Segment],
     misses: &'a Misses,
+    /// The segment that served the last read: lofty reads on from where it was, often a
+    /// byte at a time (an MP3 frame-sync search), and this makes each such read a copy.
+    last: usize,
 }
 
 impl<'a> SparseView<'a> {
     /// `segments` must be sorted by offset; they may overlap.
     pub fn new(segments: &'a [Segment], misses: &'a Misses) -> SparseView<'a> {
         debug_assert!(segments.windows(2).all(|w| w[0].offset <= w[1].offset));
-        SparseView { segments, misses }
+        SparseView {
+            segments,
+            misses,
+            last: 0,
+        }
     }
 }
 
 impl Source for SparseView<'_> {
     fn fill(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let end = offset + buf.len() as u64;
+        if let Some(s) = self.segments.get(self.last)
+            && s.offset <= offset
+            && end <= s.end()
+        {
+            let from = (offset - s.offset) as usize;
+            buf.copy_from_slice(&s.data[from..from + buf.len()]);
+            return Ok(());
+        }
         let mut pos = offset;
         while pos < end {
             // The segment reaching furthest past `pos` serves the most bytes at once.
             let best = self
                 .segments
                 .iter()
-                .filter(|s| s.offset <= pos && pos < s.end())
-                .max_by_key(|s| s.end());
-            let Some(s) = best else {
+                .enumerate()
+                .filter(|(_, s)| s.offset <= pos && pos < s.end())
+                .max_by_key(|(_, s)| s.end());
+            let Some((i, s)) = best else {
                 self.misses.record(pos, end);
                 return Err(io::Error::other(format!("bytes {pos}..{end} not loaded")));
             };
@@ -78,6 +94,7 @@ impl Source for SparseView<'_> {
             let at = (pos - offset) as usize;
             buf[at..at + n].copy_from_slice(&s.data[from..from + n]);
             pos += n as u64;
+            self.last = i;
         }
         Ok(())
     }
