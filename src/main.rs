@@ -71,6 +71,11 @@ enum Command {
         /// replaced tool did.
         #[arg(long, hide = true)]
         legacy_commit: bool,
+        /// Most bytes a tag parse may read from one file beyond the head and tail every
+        /// file is read for (`16M`, `512K` or bytes); a file needing more is recorded
+        /// with an error.
+        #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_size)]
+        max_tag_bytes: u64,
     },
     /// Summarise the index.
     Stats {
@@ -185,6 +190,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write the robustness suite: seeded mutants of SOURCES and the pathological cases
+    /// (sparse partial downloads, lying size fields); see ci/robustness.
+    #[command(hide = true)]
+    GenRobustness {
+        dir: PathBuf,
+        /// Files or folders whose files are mutated.
+        #[arg(long, required = true, num_args = 1..)]
+        sources: Vec<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 1500)]
+        mutants: usize,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -225,7 +243,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ext,
             max_removed,
             legacy_commit,
+            max_tag_bytes,
         } => {
+            musicdex::media::budget::set_max_tag_bytes(max_tag_bytes);
             let filter = ext_filter(ext)?;
             let opts = IndexOptions {
                 roots: library,
@@ -385,6 +405,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 r#gen::print_report(&report);
             }
         }
+        Command::GenRobustness {
+            dir,
+            sources,
+            seed,
+            mutants,
+        } => {
+            let files: Vec<PathBuf> = sources
+                .iter()
+                .flat_map(|s| r#gen::mutate::files_under(s))
+                .collect();
+            r#gen::mutate::write_suite(&dir, &files, seed, mutants)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -444,6 +476,27 @@ fn export(
         }
     }
     Ok(())
+}
+
+/// `16M`, `512K`, `1G` or a plain number of bytes.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (digits, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c.to_ascii_uppercase()),
+        _ => (s, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        _ => return Err(format!("unknown unit in {s:?}: use K, M or G")),
+    };
+    let n: u64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a size: {s:?}"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("too large: {s:?}"))
 }
 
 fn cores() -> usize {

@@ -13,7 +13,7 @@ use rustix::fs::{AtFlags, Mode, OFlags, StatxFlags};
 use super::{Counters, EngineContext, decide};
 use crate::media::FileRecord;
 use crate::media::hash::{self, CHUNK};
-use crate::media::record::{Stat, read_reference_file};
+use crate::media::record::{Stat, parse_file, read_reference_file};
 use crate::media::sparse::{self, Attempt, Segment};
 use crate::scan::parallel::Dir;
 use crate::store::KnownFile;
@@ -121,7 +121,11 @@ impl FirstRead {
                 }
                 Attempt::Fetch(plan) => {
                     for (offset, len) in plan {
-                        let mut data = vec![0u8; len];
+                        let Some(mut data) = zeroed(len) else {
+                            // No memory for it now: the same parse, from the file.
+                            let parsed = parse_file(&file, stat.size, &segments, &path);
+                            return FileRecord::assemble(path, stat, Ok(content), parsed);
+                        };
                         if file.read_exact_at(&mut data, offset).is_err() {
                             return read_reference_file(file, path, stat);
                         }
@@ -129,13 +133,21 @@ impl FirstRead {
                         sparse::add_segment(&mut segments, Segment { offset, data });
                     }
                 }
+                Attempt::Stream => break,
             }
         }
-        unreachable!(
-            "the fetch plan takes every missing byte by round {}",
-            sparse::MAX_ROUNDS
-        )
+        let parsed = parse_file(&file, stat.size, &segments, &path);
+        FileRecord::assemble(path, stat, Ok(content), parsed)
     }
+}
+
+/// A buffer of `len` zeros, or `None` when the allocator refuses: one file's bytes never
+/// end the run.
+pub fn zeroed(len: usize) -> Option<Vec<u8>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).ok()?;
+    v.resize(len, 0);
+    Some(v)
 }
 
 /// Open a file and read what it is hashed from, with blocking syscalls. A file that
@@ -169,7 +181,10 @@ pub fn read_first(
     counters.read.fetch_add(1, Ordering::Relaxed);
     let mut segments = Vec::with_capacity(2);
     for (offset, len) in first_reads(stat.size) {
-        let mut data = vec![0u8; len];
+        // At most two chunks: if even that cannot be had, the reference path says so.
+        let Some(mut data) = zeroed(len) else {
+            return Err(Box::new(read_reference_file(file, path, stat)));
+        };
         if file.read_exact_at(&mut data, offset).is_err() {
             // Changed since the stat: the reference path records it exactly as the
             // reference engine would.

@@ -27,8 +27,9 @@ use io_uring::{IoUring, Probe, opcode, squeue, types};
 
 use super::file::{Triage, first_reads, hashed, triage, triage_stat};
 use super::{Batcher, EngineContext};
+use crate::media::budget;
 use crate::media::hash::content_hashes;
-use crate::media::record::{Stat, read_reference};
+use crate::media::record::{Stat, parse_file, read_reference};
 use crate::media::sparse::{self, Attempt, Segment};
 use crate::media::{FileRecord, md5x8};
 use crate::scan::WalkProblems;
@@ -180,6 +181,7 @@ fn worker(
         ctx,
         cfg,
         out: Batcher::new(tx),
+        extra: 0,
     };
     // Teardown is RingWorker's Drop: it runs however `run` ends, error or panic, and
     // waits for the kernel before any buffer is freed.
@@ -217,6 +219,8 @@ struct Slot {
     content: Option<String>,
     round: u32,
     statx: Option<Box<libc::statx>>,
+    /// Bytes held beyond head and tail, counted in [`RingWorker::extra`].
+    extra: u64,
 }
 
 const OP_BITS: u64 = 16;
@@ -245,8 +249,9 @@ impl Pool {
     const MAX_BYTES: usize = 24 << 20;
     const MAX_BUF: usize = 4 << 20;
 
-    /// An empty buffer with room for `len` bytes.
-    fn take(&mut self, len: usize) -> Vec<u8> {
+    /// An empty buffer with room for `len` bytes, or `None` when the allocator refuses
+    /// (that file then reads another way; the run goes on).
+    fn take(&mut self, len: usize) -> Option<Vec<u8>> {
         let fit = self
             .bufs
             .iter()
@@ -259,9 +264,13 @@ impl Pool {
             Some(i) => {
                 let b = self.bufs.swap_remove(i);
                 self.bytes -= b.capacity();
-                b
+                Some(b)
             }
-            None => Vec::with_capacity(len),
+            None => {
+                let mut b = Vec::new();
+                b.try_reserve_exact(len).ok()?;
+                Some(b)
+            }
         }
     }
 
@@ -291,7 +300,15 @@ struct RingWorker<'a> {
     ctx: &'a EngineContext<'a>,
     cfg: Config,
     out: Batcher,
+    /// Bytes all slots hold beyond head and tail; at most [`RING_FETCH_CAP`].
+    extra: u64,
 }
+
+/// What one ring's files may hold beyond their heads and tails, whatever their number or
+/// what they declare: a parse that would need more reads from the file instead
+/// ([`RingWorker::stream`]). With the window's heads and tails and the pool, this keeps a
+/// ring's buffers under ~70 MiB.
+const RING_FETCH_CAP: u64 = 32 << 20;
 
 impl RingWorker<'_> {
     /// Slots taken, by files in flight or waiting for their hash.
@@ -405,7 +422,16 @@ impl RingWorker<'_> {
         slot.segments.clear();
         let mut reads = Vec::with_capacity(2);
         for (offset, len) in first_reads(stat.size) {
-            reads.push((offset, self.pool.take(len), len));
+            match self.pool.take(len) {
+                Some(buf) => reads.push((offset, buf, len)),
+                None => {
+                    for (_, buf, _) in reads {
+                        self.pool.put(buf);
+                    }
+                    let path = std::mem::take(&mut self.slots[s].path);
+                    return self.finish(s, read_reference(path, stat));
+                }
+            }
         }
         self.submit_chain(s, reads)
     }
@@ -637,6 +663,9 @@ impl RingWorker<'_> {
                     // SAFETY: the kernel wrote exactly `res` bytes into the spare capacity.
                     unsafe { data.set_len(res as usize) };
                     ctx.counters.add(&ctx.counters.bytes_read, res as u64);
+                    let extra = budget::costs_beyond_first(stat.size, offset, offset + len as u64);
+                    slot.extra += extra;
+                    self.extra += extra;
                     sparse::add_segment(&mut slot.segments, Segment { offset, data });
                 }
                 if !complete {
@@ -691,15 +720,57 @@ impl RingWorker<'_> {
                 self.finish(s, record)
             }
             Attempt::Fetch(plan) => {
+                let want: u64 = plan.iter().map(|&(_, n)| n as u64).sum();
+                if self.extra + want > RING_FETCH_CAP {
+                    return self.stream(s);
+                }
+                let mut reads = Vec::with_capacity(plan.len());
+                for (offset, len) in plan {
+                    match self.pool.take(len) {
+                        Some(buf) => reads.push((offset, buf, len)),
+                        None => {
+                            for (_, buf, _) in reads {
+                                self.pool.put(buf);
+                            }
+                            return self.stream(s);
+                        }
+                    }
+                }
+                let slot = &mut self.slots[s];
                 slot.round += 1;
                 slot.phase = Phase::Refetch;
-                let reads = plan
-                    .into_iter()
-                    .map(|(offset, len)| (offset, self.pool.take(len), len))
-                    .collect();
                 self.submit_chain(s, reads)
             }
+            Attempt::Stream => self.stream(s),
         }
+    }
+
+    /// Parse a hashed file from the file itself, blocking this thread: for the rare file
+    /// whose parse needs more than the ring may hold for it. Same bytes, same budget, so
+    /// the same row as any other way.
+    fn stream(&mut self, s: usize) -> Result<()> {
+        let slot = &mut self.slots[s];
+        let stat = slot.stat.expect("stat'ed before reading");
+        let path = std::mem::take(&mut slot.path);
+        let dir = slot.dir.as_ref().expect("slot has its directory");
+        let opened = rustix::fs::openat(
+            &dir.fd,
+            slot.name.as_c_str(),
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        );
+        let record = match opened {
+            Ok(fd) => {
+                let _ = rustix::fs::fadvise(&fd, 0, None, rustix::fs::Advice::Random);
+                let file = std::fs::File::from(fd);
+                let parsed = parse_file(&file, stat.size, &slot.segments, &path);
+                let content = slot.content.take().expect("hashed after the first chain");
+                FileRecord::assemble(path, stat, Ok(content), parsed)
+            }
+            // Gone since it was read: the reference path says what it finds.
+            Err(_) => read_reference(path, stat),
+        };
+        self.finish(s, record)
     }
 
     fn finish(&mut self, s: usize, record: FileRecord) -> Result<()> {
@@ -718,6 +789,7 @@ impl RingWorker<'_> {
         slot.known = None;
         slot.content = None;
         slot.reading.clear();
+        self.extra -= std::mem::take(&mut slot.extra);
         for seg in slot.segments.drain(..) {
             self.pool.put(seg.data);
         }

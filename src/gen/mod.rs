@@ -12,6 +12,7 @@
 mod cover;
 mod formats;
 mod mp4;
+pub mod mutate;
 mod names;
 mod ogg;
 mod stream;

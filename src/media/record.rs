@@ -2,12 +2,14 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, BufReader};
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use super::budget::{Budgeted, FileView};
 use super::hash;
+use super::sparse::Segment;
 use super::tags::{self, Parsed, TagInfo};
 
 /// Size and modification time: the two facts incremental runs compare.
@@ -151,15 +153,33 @@ pub fn read_reference(path: PathBuf, stat: Stat) -> FileRecord {
 /// when a read comes up short, so a file that changes under them is recorded exactly as
 /// the reference engine would have recorded it.
 pub fn read_reference_file(file: File, path: PathBuf, stat: Stat) -> FileRecord {
-    let content = read_head_tail(&file, stat.size)
-        .map(|(h, t)| hash::content_hash(&h, t.as_deref()))
-        .map_err(|e| format!("read: {e}"));
-    let parsed = parse_file(file, &path);
+    let (content, held) = match read_head_tail(&file, stat.size) {
+        Ok((h, t)) => {
+            let content = hash::content_hash(&h, t.as_deref());
+            // The parse reads head and tail from memory, like the other engines'.
+            let mut held = vec![Segment { offset: 0, data: h }];
+            if let (Some(off), Some(t)) = (hash::tail_offset(stat.size), t) {
+                held.push(Segment {
+                    offset: off,
+                    data: t,
+                });
+            }
+            (Ok(content), held)
+        }
+        Err(e) => (Err(format!("read: {e}")), Vec::new()),
+    };
+    let parsed = parse_file(&file, stat.size, &held, &path);
     FileRecord::assemble(path, stat, content, parsed)
 }
 
-fn parse_file(file: File, path: &Path) -> Result<Parsed, String> {
-    tags::parse(&mut BufReader::new(file), path)
+/// Parse through the budgeted reader over the file, with `held` (bytes of it already
+/// read, sorted by offset) served from memory. Every engine's last resort, and the
+/// reference engine's only way.
+pub fn parse_file(file: &File, size: u64, held: &[Segment], path: &Path) -> Result<Parsed, String> {
+    tags::parse(
+        &mut Budgeted::new(FileView::new(file, size, held), size),
+        path,
+    )
 }
 
 #[cfg(test)]

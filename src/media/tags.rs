@@ -3,7 +3,6 @@
 //! [`parse`], so they cannot disagree about what a file says.
 
 use std::cell::Cell;
-use std::io::{Read, Seek, SeekFrom};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::Once;
@@ -14,6 +13,8 @@ use lofty::prelude::{Accessor, ItemKey};
 use lofty::probe::Probe;
 use lofty::tag::Tag;
 use serde::Serialize;
+
+use super::budget::{Budgeted, Source};
 
 /// What musicdex keeps of a file's tags and audio properties.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -51,7 +52,7 @@ pub fn install_quiet_panic_hook() {
     });
 }
 
-/// Parse tags and properties from any `Read + Seek` view of the file at `path`. The
+/// Parse tags and properties from a budgeted view of the file at `path`. The
 /// extension gives the first guess of the format and the content overrides it, so a
 /// mislabelled file (an Opus stream named .ogg) still parses.
 ///
@@ -60,18 +61,20 @@ pub fn install_quiet_panic_hook() {
 /// with no audio track still has a title). The error is the text recorded in the row's
 /// `error` column; it is `Err` only when not even the tags could be read.
 ///
-/// The reader is rewound before each attempt. A view that holds only part of the file
+/// The reader is rewound before each attempt, and each attempt has the whole budget; one
+/// that exceeds it ends the parse with the budget's error, whatever lofty made of it.
+/// A view that holds only part of the file
 /// must check after this returns, success or not, whether lofty asked for bytes it did
 /// not hold: a lenient retry can swallow that error.
-pub fn parse<R: Read + Seek>(reader: &mut R, path: &Path) -> Result<Parsed, String> {
+pub fn parse<S: Source>(reader: &mut Budgeted<S>, path: &Path) -> Result<Parsed, String> {
     parse_partial(reader, path, &|| false)
 }
 
 /// [`parse`] for a view that may lack bytes: once `missed()` says the view was asked for
 /// bytes it does not hold, the lenient retries are skipped, since their answer would not
 /// be trusted anyway and each one costs a copy of everything read so far.
-pub fn parse_partial<R: Read + Seek>(
-    reader: &mut R,
+pub fn parse_partial<S: Source>(
+    reader: &mut Budgeted<S>,
     path: &Path,
     missed: &dyn Fn() -> bool,
 ) -> Result<Parsed, String> {
@@ -83,6 +86,10 @@ pub fn parse_partial<R: Read + Seek>(
     IN_PARSER.with(|c| c.set(false));
     match result {
         Ok(r) => r,
+        // A panic on the way out of a read the budget refused is the budget's doing.
+        Err(_) if reader.exceeded().is_some() => {
+            Err(reader.exceeded().map(|e| e.message()).unwrap_or_default())
+        }
         Err(payload) => {
             let msg = payload
                 .downcast_ref::<&str>()
@@ -101,8 +108,8 @@ pub struct Parsed {
     pub error: Option<String>,
 }
 
-fn parse_with_retries<R: Read + Seek>(
-    reader: &mut R,
+fn parse_with_retries<S: Source>(
+    reader: &mut Budgeted<S>,
     path: &Path,
     missed: &dyn Fn() -> bool,
 ) -> Result<Parsed, String> {
@@ -113,13 +120,17 @@ fn parse_with_retries<R: Read + Seek>(
         Ok(info) => return Ok(Parsed { info, error: None }),
         Err(e) => e,
     };
-    if missed() {
+    // A lenient retry would only hit the same limit again.
+    if missed() || reader.exceeded().is_some() {
         return Err(first);
     }
     let mut relaxed = strict;
     relaxed.parsing_mode(ParsingMode::Relaxed);
     if let Ok(info) = parse_once(reader, path, relaxed) {
         return Ok(Parsed { info, error: None });
+    }
+    if let Some(e) = reader.exceeded() {
+        return Err(e.message());
     }
     if missed() {
         return Err(first);
@@ -139,27 +150,31 @@ fn parse_with_retries<R: Read + Seek>(
                 error: Some(first),
             })
         }
-        Err(_) => Err(first),
+        Err(_) => Err(reader.exceeded().map_or(first, |e| e.message())),
     }
 }
 
-fn parse_once<R: Read + Seek>(
-    reader: &mut R,
+fn parse_once<S: Source>(
+    reader: &mut Budgeted<S>,
     path: &Path,
     options: ParseOptions,
 ) -> Result<TagInfo, String> {
-    reader
-        .seek(SeekFrom::Start(0))
-        .map_err(|e| format!("tags: {e}"))?;
-    let mut probe = Probe::new(&mut *reader).options(options);
-    if let Some(ft) = FileType::from_path(path) {
-        probe = probe.set_file_type(ft);
+    reader.restart();
+    let result = (|| {
+        let mut probe = Probe::new(&mut *reader).options(options);
+        if let Some(ft) = FileType::from_path(path) {
+            probe = probe.set_file_type(ft);
+        }
+        let probe = probe.guess_file_type().map_err(|e| format!("tags: {e}"))?;
+        probe
+            .read()
+            .map(|tf| from_tagged_file(&tf))
+            .map_err(|e| format!("tags: {}", error_chain(&e)))
+    })();
+    match reader.exceeded() {
+        Some(e) => Err(e.message()),
+        None => result,
     }
-    let probe = probe.guess_file_type().map_err(|e| format!("tags: {e}"))?;
-    probe
-        .read()
-        .map(|tf| from_tagged_file(&tf))
-        .map_err(|e| format!("tags: {}", error_chain(&e)))
 }
 
 /// lofty's top-level error says only "failed to parse X file"; the cause is in the chain.
@@ -263,12 +278,10 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        let r = parse(
-            &mut std::io::Cursor::new(vec![0x5au8; 4096]),
-            Path::new("x.mp3"),
-        );
+        let junk = vec![0x5au8; 4096];
+        let r = parse(&mut Budgeted::new(&junk[..], 4096), Path::new("x.mp3"));
         assert!(r.unwrap_err().starts_with("tags: "));
-        let r = parse(&mut std::io::Cursor::new(Vec::new()), Path::new("x.flac"));
+        let r = parse(&mut Budgeted::new(&[][..], 0), Path::new("x.flac"));
         assert!(r.is_err());
     }
 }
