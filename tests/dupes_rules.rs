@@ -595,3 +595,42 @@ fn a_failed_move_is_reported_and_exits_non_zero() {
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["counts"]["move_failed"], 1);
 }
+
+#[test]
+fn vet_shows_progress_on_a_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("lib");
+    mp3(&lib.join("a.mp3"), 128, 3.0, "Artist", "Song");
+    let db = tmp.path().join("db");
+    index_json(&lib, &db, &[]);
+    let new = tmp.path().join("new");
+    for i in 0..20 {
+        mp3(
+            &new.join(format!("{i}.mp3")),
+            128,
+            1.0,
+            "Artist",
+            &format!("Tune {i}"),
+        );
+    }
+    // script(1) gives the command a pseudo-terminal as stderr.
+    let cmd = format!("{} vet {} --db {}", bin().display(), s(&new), s(&db));
+    let out = match std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("SKIPPED: no script(1) to provide a terminal ({e})");
+            return;
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("files read"), "{text}");
+    assert!(text.contains("files/s"), "{text}");
+    assert!(text.contains("vetted 20 files"), "{text}");
+    // Not with --json, and not when stderr is no terminal.
+    let piped = musicdex(&["vet", s(&new), "--db", s(&db)]);
+    assert!(!String::from_utf8_lossy(&piped.stderr).contains("files read"));
+}
