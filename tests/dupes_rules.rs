@@ -614,7 +614,7 @@ fn vet_shows_progress_on_a_terminal() {
         );
     }
     // script(1) gives the command a pseudo-terminal as stderr.
-    let cmd = format!("{} vet {} --db {}", bin().display(), s(&new), s(&db));
+    let cmd = format!("'{}' vet '{}' --db '{}'", bin().display(), s(&new), s(&db));
     let out = match std::process::Command::new("script")
         .args(["-qec", &cmd, "/dev/null"])
         .output()
