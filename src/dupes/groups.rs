@@ -189,7 +189,7 @@ pub struct DupeGroup {
     /// The content hash, the metadata hash, or the folded artist and title.
     pub key: String,
     /// 1.0 for content, 0.95 for metadata; for fuzzy groups the lowest title similarity
-    /// among the pairs that joined the group.
+    /// of any pair in the group. At most 0.7 when a member's duration is unknown.
     pub confidence: f64,
     /// Best quality first: keep the first.
     pub files: Vec<LibraryFile>,
@@ -541,7 +541,8 @@ struct Cluster {
 }
 
 /// Fuzzy clusters: per artist block, titles grouped by exact normalised key, then keys
-/// joined when their similarity reaches `min_score` (single linkage).
+/// joined while every pair reaches `min_score` with the same numbers (complete linkage;
+/// see [`cluster_titles`]).
 fn fuzzy_clusters(
     conn: &Connection,
     min_score: f64,
