@@ -1081,6 +1081,7 @@ mod tests {
             pool: Pool::default(),
             target: 1,
             since_wait: 0,
+            extra: 0,
             ctx: &ctx,
             cfg,
             out: Batcher::new(tx),
