@@ -398,21 +398,90 @@ fn record_devices(
     Ok(())
 }
 
+/// One line on stderr, redrawn 10 times a second: counts, rates over the last few
+/// seconds, and once the walk is over (every file found) an estimate of the time left.
+/// Cleared when the run ends, by success, error or a stop signal, so the final message
+/// stands alone.
 fn progress_loop(counters: &Counters, written: &AtomicU64, done: &AtomicBool) {
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
-    while !done.load(Ordering::Relaxed) {
+    let mut rate = Rate::default();
+    // A stop request clears the line at once, before the engines wind down and the
+    // "interrupted" message is printed.
+    while !done.load(Ordering::Relaxed) && !engine::INTERRUPTED.load(Ordering::Relaxed) {
         let found = counters.found.load(Ordering::Relaxed);
         let read = counters.read.load(Ordering::Relaxed);
+        let bytes = counters.bytes_read.load(Ordering::Relaxed);
         let w = written.load(Ordering::Relaxed);
-        bar.set_message(format!("{found} found · {read} read · {w} written"));
+        // The total is known once the walk has listed everything.
+        let total = counters
+            .walk
+            .done
+            .load(Ordering::Relaxed)
+            .then(|| counters.walk.listed.load(Ordering::Relaxed).max(found));
+        bar.set_message(progress_message(found, read, w, bytes, total, &mut rate));
         bar.tick();
         std::thread::sleep(Duration::from_millis(100));
     }
     bar.finish_and_clear();
+}
+
+/// Files and bytes per second over a sliding window of about five seconds, so the rate
+/// follows the disk rather than averaging the whole run.
+#[derive(Default)]
+struct Rate {
+    samples: std::collections::VecDeque<(Instant, u64, u64)>,
+}
+
+impl Rate {
+    fn push(&mut self, files: u64, bytes: u64) -> (f64, f64) {
+        let now = Instant::now();
+        self.samples.push_back((now, files, bytes));
+        while self.samples.len() > 2
+            && now.duration_since(self.samples[0].0) > Duration::from_secs(5)
+        {
+            self.samples.pop_front();
+        }
+        let (t0, f0, b0) = self.samples[0];
+        let secs = now.duration_since(t0).as_secs_f64();
+        if secs < 0.2 {
+            return (0.0, 0.0);
+        }
+        (
+            (files - f0.min(files)) as f64 / secs,
+            (bytes - b0.min(bytes)) as f64 / secs / 1048576.0,
+        )
+    }
+}
+
+fn progress_message(
+    found: u64,
+    read: u64,
+    written: u64,
+    bytes: u64,
+    total: Option<u64>,
+    rate: &mut Rate,
+) -> String {
+    // The parallel engines count a file as found when they take it up (unchanged files
+    // are never read), so `found` is the smooth measure of work done; the writer commits
+    // in large transactions and moves in steps.
+    let (fps, mibs) = rate.push(found, bytes);
+    let mut msg = format!(
+        "{found} found · {read} read · {written} committed · {fps:.0} files/s · {mibs:.1} MiB/s"
+    );
+    if let Some(total) = total
+        && fps > 0.0
+    {
+        let left = total.saturating_sub(found) as f64 / fps;
+        msg.push_str(&format!(
+            " · ETA {}",
+            indicatif::HumanDuration(Duration::from_secs_f64(left))
+        ));
+    }
+    msg
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -445,38 +514,56 @@ pub fn rusage() -> Usage {
     }
 }
 
-pub fn print_summary(s: &Summary, metrics: bool) {
-    println!(
+/// The summary as text. Written to `out` (not printed) so a closed pipe is an error the
+/// caller can end on quietly.
+pub fn print_summary(
+    s: &Summary,
+    metrics: bool,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
         "{} files found: {} added, {} updated, {} unchanged, {} removed, {} errors",
         s.files_found, s.added, s.updated, s.unchanged, s.removed, s.errors
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "{:.2}s, {:.0} files/s ({} engine, {} threads) → {}",
-        s.elapsed_secs, s.files_per_sec, s.engine, s.threads, s.db
-    );
+        s.elapsed_secs,
+        s.files_per_sec,
+        s.engine,
+        s.threads,
+        crate::text::escape_control(&s.db)
+    )?;
     if metrics {
         let m = &s.metrics;
-        println!("  load index     {:>9.3}s", m.load_secs);
-        println!("  scan (engine)  {:>9.3}s", m.scan_secs);
-        println!(
-            "  writer busy    {:>9.3}s in {} transactions",
+        writeln!(out, "  load index         {:>9.3}s", m.load_secs)?;
+        writeln!(out, "  walk+read+parse    {:>9.3}s", m.scan_secs)?;
+        writeln!(
+            out,
+            "  writer busy        {:>9.3}s in {} transactions",
             m.write_busy_secs, m.transactions
-        );
-        println!("  finish         {:>9.3}s", m.finish_secs);
-        println!("  files read     {:>9}", m.files_read);
-        println!(
-            "  bytes hashed   {:>9.1} MiB",
+        )?;
+        writeln!(out, "  mark removed, log  {:>9.3}s", m.finish_secs)?;
+        writeln!(out, "  files opened       {:>9}", m.files_read)?;
+        // Head and tail for the hash plus the tag blocks the parser asked for: what was
+        // read from disk, more than the bytes that went through MD5.
+        writeln!(
+            out,
+            "  bytes read         {:>9.1} MiB",
             m.bytes_read as f64 / 1048576.0
-        );
-        println!("  ring ops       {:>9}", m.ring_ops);
-        println!(
-            "  cpu            {:>9.2}s user + {:.2}s sys = {:.0}% of all cores",
+        )?;
+        writeln!(out, "  io_uring ops       {:>9}", m.ring_ops)?;
+        writeln!(
+            out,
+            "  cpu                {:>9.2}s user + {:.2}s sys = {:.0}% of all cores",
             m.user_cpu_secs,
             m.sys_cpu_secs,
             m.cpu_utilisation * 100.0
-        );
-        println!("  peak rss       {:>9.1} MiB", m.peak_rss_mb);
+        )?;
+        writeln!(out, "  peak memory (rss)  {:>9.1} MiB", m.peak_rss_mb)?;
     }
+    Ok(())
 }
 
 pub fn db_path_or_default(db: Option<&Path>) -> Result<PathBuf> {

@@ -22,7 +22,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir};
 
 use super::identity::{Extra, LinkRules};
-use super::{WalkOptions, WalkProblems};
+use super::{WalkOptions, WalkProblems, WalkTally};
 
 /// getdents64 buffer: large enough that a typical album folder takes one call.
 const DIR_BUF: usize = 64 * 1024;
@@ -76,6 +76,7 @@ pub struct ParallelWalk<'a> {
     links: Mutex<(LinkRules, Vec<PathBuf>)>,
     problems: Mutex<WalkProblems>,
     stopped: AtomicBool,
+    tally: Option<&'a WalkTally>,
 }
 
 /// Per-thread scratch space for listing directories.
@@ -99,6 +100,7 @@ impl<'a> ParallelWalk<'a> {
             links: Mutex::new((LinkRules::new(roots), Vec::new())),
             problems: Mutex::new(WalkProblems::default()),
             stopped: AtomicBool::new(false),
+            tally: None,
         };
         let mut initial = Vec::new();
         // Reversed so the stack hands the roots out in the order given.
@@ -118,6 +120,27 @@ impl<'a> ParallelWalk<'a> {
         }
         walk.push_all(initial);
         walk
+    }
+
+    /// Count listed files into `tally` and mark it done when the listing is over.
+    pub fn with_tally(mut self, tally: &'a WalkTally) -> ParallelWalk<'a> {
+        tally.listed.fetch_add(
+            self.queue
+                .get_mut()
+                .map(|q| {
+                    q.stack
+                        .iter()
+                        .map(|w| match w {
+                            Work::Files(b) => b.names.len() as u64,
+                            Work::Dir(_) => 0,
+                        })
+                        .sum()
+                })
+                .unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        self.tally = Some(tally);
+        self
     }
 
     /// The next batch of files. With `wait`, blocks until there is one or the walk is over;
@@ -144,6 +167,9 @@ impl<'a> ParallelWalk<'a> {
                         // with the whole round known, so the outcome is timing-free.
                         let work = self.next_round();
                         if work.is_empty() {
+                            if let Some(t) = self.tally {
+                                t.done.store(true, Ordering::Relaxed);
+                            }
                             return Next::Done;
                         }
                         q.pending += work.len();
@@ -213,6 +239,12 @@ impl<'a> ParallelWalk<'a> {
     }
 
     /// Resolve the links of the round just listed into the next round's work.
+    fn count_listed(&self, n: usize) {
+        if let Some(t) = self.tally {
+            t.listed.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
     fn next_round(&self) -> Vec<Work> {
         let mut links = self.lock_links();
         if links.1.is_empty() && !links.0.has_pending() {
@@ -231,7 +263,10 @@ impl<'a> ParallelWalk<'a> {
             match e {
                 Extra::Dir(d) => work.push(Work::Dir(d)),
                 Extra::File(f) => match root_file_batch(&f) {
-                    Ok(b) => work.push(Work::Files(b)),
+                    Ok(b) => {
+                        self.count_listed(1);
+                        work.push(Work::Files(b))
+                    }
                     Err(e) => self.report(&f, "cannot read", &e, false),
                 },
             }
@@ -288,8 +323,13 @@ impl<'a> ParallelWalk<'a> {
                 }
             }
             match ft {
-                FileType::Directory => subdirs.push(name.to_owned()),
-                FileType::RegularFile if self.opts.filter.matches_name(bytes) => {
+                FileType::Directory if self.opts.filter.walks_dir(bytes) => {
+                    subdirs.push(name.to_owned())
+                }
+                FileType::RegularFile
+                    if self.opts.filter.matches_name(bytes)
+                        && !self.opts.filter.is_excluded(&path, bytes) =>
+                {
                     names.push(name.to_owned());
                 }
                 FileType::Symlink if follow => links.push(path.join(OsStr::from_bytes(bytes))),
@@ -314,6 +354,7 @@ impl<'a> ParallelWalk<'a> {
             .map(|s| Work::Dir(path.join(OsStr::from_bytes(s.to_bytes()))))
             .collect();
         let dir = Arc::new(Dir { fd, path });
+        self.count_listed(names.len());
         let first = if names.is_empty() {
             None
         } else {
