@@ -42,7 +42,7 @@ struct Cli {
     /// Print nothing but results and errors (no progress, no summary).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
-    /// Print more: per-stage figures after `index` (as --metrics).
+    /// Print more detail (for `index`: the per-stage figures of --metrics).
     #[arg(short, long, global = true)]
     verbose: bool,
     #[command(subcommand)]
@@ -216,14 +216,19 @@ enum Command {
     /// real files to vet against it).
     #[command(hide = true)]
     SynthIndex {
+        /// Rows to write.
         #[arg(long)]
         rows: u64,
+        /// Database file to create.
         #[arg(long)]
         db: PathBuf,
+        /// Seed of every random choice.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Also write a folder of real files to vet against the index.
         #[arg(long, value_name = "DIR")]
         vet_dir: Option<PathBuf>,
+        /// Files in the vet folder.
         #[arg(long, default_value_t = 1000)]
         vet_files: usize,
         /// Tagged audio file the vet files are copies of.
@@ -325,6 +330,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             legacy_commit,
         } => {
             let db = index::db_path_or_default(db.as_deref())?;
+            // Kept for the hint below: a list that matches nothing is most often a typo.
+            let ext_given = ext.clone();
             let filter = ext_filter(ext)?.with_hidden(hidden).excluding_db(&db);
             let opts = IndexOptions {
                 roots: library,
@@ -344,6 +351,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 max_removed,
             };
             let summary = index::run(&opts)?;
+            if summary.files_found == 0
+                && let Some(ext) = ext_given
+            {
+                eprintln!("musicdex: warning: no file matched --ext '{ext}'");
+            }
             if json {
                 writeln!(out, "{}", serde_json::to_string(&summary)?)?;
             } else if !quiet {

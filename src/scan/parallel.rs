@@ -66,6 +66,13 @@ struct Queue {
     stack: Vec<Work>,
     /// Work queued or being listed; the walk is over when this reaches zero.
     pending: usize,
+    /// Folders queued or being listed: at zero (and no links waiting) every file is
+    /// known, which is when the progress line can tell the time left.
+    dirs: usize,
+}
+
+fn count_dirs(work: &[Work]) -> usize {
+    work.iter().filter(|w| matches!(w, Work::Dir(_))).count()
 }
 
 pub struct ParallelWalk<'a> {
@@ -95,6 +102,7 @@ impl<'a> ParallelWalk<'a> {
             queue: Mutex::new(Queue {
                 stack: Vec::new(),
                 pending: 0,
+                dirs: 0,
             }),
             ready: Condvar::new(),
             links: Mutex::new((LinkRules::new(roots), Vec::new())),
@@ -124,22 +132,21 @@ impl<'a> ParallelWalk<'a> {
 
     /// Count listed files into `tally` and mark it done when the listing is over.
     pub fn with_tally(mut self, tally: &'a WalkTally) -> ParallelWalk<'a> {
-        tally.listed.fetch_add(
-            self.queue
-                .get_mut()
-                .map(|q| {
-                    q.stack
-                        .iter()
-                        .map(|w| match w {
-                            Work::Files(b) => b.names.len() as u64,
-                            Work::Dir(_) => 0,
-                        })
-                        .sum()
-                })
-                .unwrap_or(0),
-            Ordering::Relaxed,
-        );
+        let q = self.queue.get_mut().unwrap_or_else(|e| e.into_inner());
+        let files: usize = q
+            .stack
+            .iter()
+            .map(|w| match w {
+                Work::Files(b) => b.names.len(),
+                Work::Dir(_) => 0,
+            })
+            .sum();
+        let no_dirs = q.dirs == 0;
+        tally.listed.fetch_add(files as u64, Ordering::Relaxed);
         self.tally = Some(tally);
+        if no_dirs {
+            self.mark_listed_if_done();
+        }
         self
     }
 
@@ -173,6 +180,7 @@ impl<'a> ParallelWalk<'a> {
                             return Next::Done;
                         }
                         q.pending += work.len();
+                        q.dirs += count_dirs(&work);
                         q.stack.extend(work);
                         self.ready.notify_all();
                         continue;
@@ -215,15 +223,31 @@ impl<'a> ParallelWalk<'a> {
         }
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         q.pending += work.len();
+        q.dirs += count_dirs(&work);
         q.stack.extend(work);
         self.ready.notify_all();
     }
 
+    /// A folder has been listed.
     fn finish_one(&self) {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         q.pending -= 1;
+        q.dirs -= 1;
+        if q.dirs == 0 {
+            self.mark_listed_if_done();
+        }
         if q.pending == 0 {
             self.ready.notify_all();
+        }
+    }
+
+    /// Called with no folder left to list: done unless links wait for their round.
+    fn mark_listed_if_done(&self) {
+        if let Some(t) = self.tally {
+            let links = self.lock_links();
+            if links.1.is_empty() && !links.0.has_pending() {
+                t.done.store(true, Ordering::Relaxed);
+            }
         }
     }
 
