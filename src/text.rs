@@ -20,6 +20,22 @@ pub fn escape_control(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// An I/O error as words, without the "(os error N)" a user has no use for:
+/// "no such file or folder", "permission denied".
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or folder".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => {
+            let s = e.to_string();
+            match s.find(" (os error") {
+                Some(at) => s[..at].to_lowercase(),
+                None => s,
+            }
+        }
+    }
+}
+
 /// Lower-case hex of the bytes, for the exact form of a name that is not UTF-8.
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()

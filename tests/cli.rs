@@ -761,3 +761,25 @@ fn progress_line_on_a_terminal() {
         .expect("progress shown before the stop");
     assert!(before[last_progress..].contains("\r\x1b[2K"), "{term:?}");
 }
+
+#[test]
+fn a_missing_folder_is_named_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("x.db");
+    index_json(&repo().join("fixtures/library"), &db, &[]);
+    let gone = tmp.path().join("gone");
+    for args in [
+        vec!["vet", p(&gone), "--db", p(&db)],
+        vec!["index", p(&gone), "--db", p(&db)],
+    ] {
+        let out = musicdex(&args);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "musicdex: cannot read {}: no such file or folder\n",
+                p(&gone)
+            )
+        );
+    }
+}
