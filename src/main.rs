@@ -330,6 +330,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             legacy_commit,
         } => {
             let db = index::db_path_or_default(db.as_deref())?;
+            cli::check_db_access(&db, true)?;
             // Kept for the hint below: a list that matches nothing is most often a typo.
             let ext_given = ext.clone();
             let filter = ext_filter(ext)?.with_hidden(hidden).excluding_db(&db);
@@ -370,7 +371,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Stats { db, json } => {
-            let conn = store::open_read_only(&index::db_path_or_default(db.as_deref())?)?;
+            let conn = open_read_only(db)?;
             let s = query::stats(&conn)?;
             if json {
                 writeln!(out, "{}", serde_json::to_string(&s)?)?;
@@ -379,7 +380,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Errors { db, json } => {
-            let conn = store::open_read_only(&index::db_path_or_default(db.as_deref())?)?;
+            let conn = open_read_only(db)?;
             let r = cli::maintain::errors(&conn)?;
             print_report(json, &r, cli::maintain::print_errors)?;
         }
@@ -390,7 +391,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             dry_run,
             json,
         } => {
-            let mut conn = store::open_existing(&index::db_path_or_default(db.as_deref())?)?;
+            let mut conn = open_existing(db)?;
             let r = cli::maintain::prune(&mut conn, older_than, &root, dry_run)?;
             cli::maintain::checkpoint(&conn);
             if json {
@@ -406,7 +407,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             yes,
             json,
         } => {
-            let mut conn = store::open_existing(&index::db_path_or_default(db.as_deref())?)?;
+            let mut conn = open_existing(db)?;
             let r = cli::maintain::forget(&mut conn, &root, yes)?;
             cli::maintain::checkpoint(&conn);
             if json {
@@ -426,7 +427,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             None => clap_mangen::Man::new(Cli::command()).render(&mut out)?,
         },
         Command::Export { db, format, json } => {
-            let conn = store::open_read_only(&index::db_path_or_default(db.as_deref())?)?;
+            let conn = open_read_only(db)?;
             let format = if json {
                 query::ExportFormat::Jsonl
             } else {
@@ -440,7 +441,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             min_score,
             json,
         } => {
-            let conn = store::open_read_only(&index::db_path_or_default(db.as_deref())?)?;
+            let conn = open_read_only(db)?;
             let report = dupes::groups::find(&conn, &dupes::DupesOptions { by, min_score })?;
             print_report(json, &report, dupes::report::print_dupes)?;
         }
@@ -482,8 +483,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let path = index::db_path_or_default(db.as_deref())?;
             // Moving files is the one vet that must write (what moved, where).
             let conn = if move_duplicates_to.is_some() && !dry_run {
+                cli::check_db_access(&path, true)?;
                 store::open_existing(&path)?
             } else {
+                cli::check_db_access(&path, false)?;
                 store::open_read_only(&path)?
             };
             let opts = dupes::VetOptions {
@@ -589,4 +592,18 @@ fn print_report<T: serde::Serialize>(
     }
     out.flush()?;
     Ok(())
+}
+
+/// The index for a command that only reads it.
+fn open_read_only(db: Option<PathBuf>) -> Result<rusqlite::Connection> {
+    let path = index::db_path_or_default(db.as_deref())?;
+    cli::check_db_access(&path, false)?;
+    store::open_read_only(&path)
+}
+
+/// The index for a command that changes it (it must exist).
+fn open_existing(db: Option<PathBuf>) -> Result<rusqlite::Connection> {
+    let path = index::db_path_or_default(db.as_deref())?;
+    cli::check_db_access(&path, true)?;
+    store::open_existing(&path)
 }

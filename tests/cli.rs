@@ -783,3 +783,52 @@ fn a_missing_folder_is_named_with_the_reason() {
         );
     }
 }
+
+#[test]
+fn permission_denied_is_said_with_the_path_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    open_to_all(tmp.path());
+    let dir = tmp.path().join("d");
+    fs::create_dir(&dir).unwrap();
+    let db = dir.join("x.db");
+    index_json(&repo().join("fixtures/library"), &db, &[]);
+    let run = |args: &[&str]| {
+        let out = musicdex_unprivileged()
+            .args(args)
+            .env_remove("MUSICDEX_DB")
+            .output()
+            .unwrap();
+        (out.status.code(), stderr(&out))
+    };
+    let lib = repo().join("fixtures/library");
+    chmod(&dir, 0o755);
+    chmod(&db, 0o600);
+    for sub in ["stats", "export", "dupes", "errors"] {
+        let (code, err) = run(&[sub, "--db", p(&db)]);
+        assert_eq!(code, Some(1), "{sub}");
+        assert_eq!(
+            err,
+            format!(
+                "musicdex: cannot open database {}: permission denied (reading it)\n",
+                p(&db)
+            )
+        );
+    }
+    // Readable, in a folder that is not writable: queries work, index says why it cannot.
+    chmod(&db, 0o644);
+    let (code, _) = run(&["stats", "--db", p(&db)]);
+    assert_eq!(code, Some(0));
+    let (code, err) = run(&["index", p(&lib), "--db", p(&db)]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("permission denied") && err.matches(p(&db)).count() == 1,
+        "{err}"
+    );
+    let (code, err) = run(&["index", p(&lib), "--db", p(&dir.join("new/y.db"))]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains(&format!("folder {} is not writable", p(&dir))),
+        "{err}"
+    );
+    chmod(&dir, 0o777);
+}
