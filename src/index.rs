@@ -136,7 +136,12 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
             // A progress line is a nicety: no thread for it, no progress line.
             let _ = std::thread::Builder::new()
                 .name("musicdex-progress".into())
-                .spawn_scoped(s, || progress_loop(&counters, &written, &done));
+                .spawn_scoped(s, || {
+                    // The files the index holds under these roots: the likely total until
+                    // the walk has listed everything.
+                    let expected = known.files.values().filter(|k| k.active).count() as u64;
+                    progress_loop(&counters, &written, &done, expected)
+                });
         }
         let ctx = EngineContext {
             roots: &roots,
@@ -402,7 +407,7 @@ fn record_devices(
 /// seconds, and once the walk is over (every file found) an estimate of the time left.
 /// Cleared when the run ends, by success, error or a stop signal, so the final message
 /// stands alone.
-fn progress_loop(counters: &Counters, written: &AtomicU64, done: &AtomicBool) {
+fn progress_loop(counters: &Counters, written: &AtomicU64, done: &AtomicBool, expected: u64) {
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
@@ -416,12 +421,18 @@ fn progress_loop(counters: &Counters, written: &AtomicU64, done: &AtomicBool) {
         let read = counters.read.load(Ordering::Relaxed);
         let bytes = counters.bytes_read.load(Ordering::Relaxed);
         let w = written.load(Ordering::Relaxed);
-        // The total is known once the walk has listed everything.
-        let total = counters
-            .walk
-            .done
-            .load(Ordering::Relaxed)
-            .then(|| counters.walk.listed.load(Ordering::Relaxed).max(found));
+        // The total is known once the walk has listed everything; before, the last run's
+        // count is an estimate (shown with `~`).
+        let total = if counters.walk.done.load(Ordering::Relaxed) {
+            Some((
+                counters.walk.listed.load(Ordering::Relaxed).max(found),
+                true,
+            ))
+        } else if expected > 0 {
+            Some((expected.max(found), false))
+        } else {
+            None
+        };
         bar.set_message(progress_message(found, read, w, bytes, total, &mut rate));
         bar.tick();
         std::thread::sleep(Duration::from_millis(100));
@@ -462,7 +473,7 @@ fn progress_message(
     read: u64,
     written: u64,
     bytes: u64,
-    total: Option<u64>,
+    total: Option<(u64, bool)>,
     rate: &mut Rate,
 ) -> String {
     // The parallel engines count a file as found when they take it up (unchanged files
@@ -470,18 +481,26 @@ fn progress_message(
     // in large transactions and moves in steps.
     let (fps, mibs) = rate.push(found, bytes);
     let mut msg = format!(
-        "{found} found · {read} read · {written} committed · {fps:.0} files/s · {mibs:.1} MiB/s"
+        "{found} found · {read} read · {written} saved · {fps:.0} files/s · {mibs:.1} MiB/s"
     );
-    if let Some(total) = total
+    if let Some((total, exact)) = total
         && fps > 0.0
     {
         let left = total.saturating_sub(found) as f64 / fps;
-        msg.push_str(&format!(
-            " · ETA {}",
-            indicatif::HumanDuration(Duration::from_secs_f64(left))
-        ));
+        let approx = if exact { "" } else { "~" };
+        msg.push_str(&format!(" · ETA {approx}{}", short_duration(left)));
     }
     msg
+}
+
+/// `1h02m`, `3m05s`, `12s`: short, so the line fits an 80-column terminal.
+fn short_duration(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -570,5 +589,29 @@ pub fn db_path_or_default(db: Option<&Path>) -> Result<PathBuf> {
     match db {
         Some(p) => Ok(p.to_path_buf()),
         None => store::default_db_path(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_text() {
+        assert_eq!(short_duration(0.4), "0s");
+        assert_eq!(short_duration(59.4), "59s");
+        assert_eq!(short_duration(185.0), "3m05s");
+        assert_eq!(short_duration(3725.0), "1h02m");
+        let mut rate = Rate::default();
+        let first = progress_message(10, 5, 0, 1 << 20, Some((100, false)), &mut rate);
+        // No rate from a single sample, hence no ETA yet.
+        assert_eq!(first, "10 found · 5 read · 0 saved · 0 files/s · 0.0 MiB/s");
+        std::thread::sleep(Duration::from_millis(250));
+        let later = progress_message(60, 40, 0, 6 << 20, Some((100, false)), &mut rate);
+        assert!(later.contains(" · ETA ~"), "{later}");
+        let exact = progress_message(60, 40, 0, 6 << 20, Some((100, true)), &mut rate);
+        assert!(exact.contains(" · ETA ") && !exact.contains('~'), "{exact}");
+        let none = progress_message(60, 40, 0, 6 << 20, None, &mut rate);
+        assert!(!none.contains("ETA"), "{none}");
     }
 }

@@ -662,6 +662,7 @@ fn openpty() -> (OwnedFd, OwnedFd) {
 fn index_on_terminal(
     lib: &Path,
     db: &Path,
+    extra: &[&str],
     stop_after: Option<std::time::Duration>,
 ) -> (i32, String) {
     let (master, slave) = openpty();
@@ -676,6 +677,7 @@ fn index_on_terminal(
             "-j",
             "1",
         ])
+        .args(extra)
         .env_remove("MUSICDEX_DB")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -727,15 +729,14 @@ fn progress_line_on_a_terminal() {
         "-q",
     ]);
     let db = tmp.path().join("x.db");
-    let (code, term) = index_on_terminal(&lib, &db, None);
+    let (code, term) = index_on_terminal(&lib, &db, &[], None);
     assert_eq!(code, 0, "{term}");
     for part in [
         " found · ",
         " read · ",
-        " committed · ",
+        " saved · ",
         " files/s · ",
         " MiB/s",
-        " · ETA ",
     ] {
         assert!(term.contains(part), "progress lacks {part:?}: {term:?}");
     }
@@ -747,10 +748,26 @@ fn progress_line_on_a_terminal() {
         + last_progress;
     assert!(term[cleared..].contains("files found:"), "{term:?}");
     assert!(!term[cleared + 5..].contains(" files/s · "), "{term:?}");
+    // Read again: the index knows how many files there are, so an estimate of the time
+    // left shows from the start, marked `~` until the walk has listed them all.
+    let (code, term) = index_on_terminal(&lib, &db, &["--full"], None);
+    assert_eq!(code, 0, "{term}");
+    assert!(term.contains(" · ETA ~"), "{term:?}");
+    let eta = term.find(" · ETA ~").unwrap();
+    let left = &term[eta + " · ETA ~".len()..];
+    let num = left
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap();
+    assert!(
+        num.ends_with('s') && num[..num.len() - 1].chars().any(|c| c.is_ascii_digit()),
+        "{num:?}"
+    );
 
     // Ctrl-C: the line goes before the "interrupted" message, which stands alone.
     let db2 = tmp.path().join("y.db");
-    let (code, term) = index_on_terminal(&lib, &db2, Some(std::time::Duration::from_millis(500)));
+    let (code, term) =
+        index_on_terminal(&lib, &db2, &[], Some(std::time::Duration::from_millis(500)));
     assert_eq!(code, 130, "{term:?}");
     let msg = term
         .find("musicdex: interrupted")
