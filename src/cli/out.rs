@@ -1,18 +1,19 @@
 //! Standard output for a tool that is piped into `head`: a reader that stops reading is
 //! not an error, so a closed stdout ends the command quietly with success.
 
-use std::io::{self, BufWriter, StdoutLock, Write};
+use std::io::{self, BufWriter, Write};
 
 /// Buffered stdout on which a broken pipe exits the process with status 0 and nothing on
 /// stderr. Every print path of the command line writes through one of these.
 pub struct Stdout {
-    inner: BufWriter<StdoutLock<'static>>,
+    // Not a held lock: other threads (the scraper's) may print while a command runs.
+    inner: BufWriter<io::Stdout>,
 }
 
 impl Stdout {
     pub fn new() -> Stdout {
         Stdout {
-            inner: BufWriter::new(io::stdout().lock()),
+            inner: BufWriter::new(io::stdout()),
         }
     }
 }
