@@ -136,7 +136,12 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
             // A progress line is a nicety: no thread for it, no progress line.
             let _ = std::thread::Builder::new()
                 .name("musicdex-progress".into())
-                .spawn_scoped(s, || progress_loop(&counters, &written, &done));
+                .spawn_scoped(s, || {
+                    // The files the index holds under these roots: the likely total until
+                    // the walk has listed everything.
+                    let expected = known.files.values().filter(|k| k.active).count() as u64;
+                    progress_loop(&counters, &written, &done, expected)
+                });
         }
         let ctx = EngineContext {
             roots: &roots,
@@ -398,21 +403,104 @@ fn record_devices(
     Ok(())
 }
 
-fn progress_loop(counters: &Counters, written: &AtomicU64, done: &AtomicBool) {
+/// One line on stderr, redrawn 10 times a second: counts, rates over the last few
+/// seconds, and once the walk is over (every file found) an estimate of the time left.
+/// Cleared when the run ends, by success, error or a stop signal, so the final message
+/// stands alone.
+fn progress_loop(counters: &Counters, written: &AtomicU64, done: &AtomicBool, expected: u64) {
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
-    while !done.load(Ordering::Relaxed) {
+    let mut rate = Rate::default();
+    // A stop request clears the line at once, before the engines wind down and the
+    // "interrupted" message is printed.
+    while !done.load(Ordering::Relaxed) && !engine::INTERRUPTED.load(Ordering::Relaxed) {
         let found = counters.found.load(Ordering::Relaxed);
         let read = counters.read.load(Ordering::Relaxed);
+        let bytes = counters.bytes_read.load(Ordering::Relaxed);
         let w = written.load(Ordering::Relaxed);
-        bar.set_message(format!("{found} found · {read} read · {w} written"));
+        // The total is known once the walk has listed everything; before, the last run's
+        // count is an estimate (shown with `~`).
+        let total = if counters.walk.done.load(Ordering::Relaxed) {
+            Some((
+                counters.walk.listed.load(Ordering::Relaxed).max(found),
+                true,
+            ))
+        } else if expected > 0 {
+            Some((expected.max(found), false))
+        } else {
+            None
+        };
+        bar.set_message(progress_message(found, read, w, bytes, total, &mut rate));
         bar.tick();
         std::thread::sleep(Duration::from_millis(100));
     }
     bar.finish_and_clear();
+}
+
+/// Files and bytes per second over a sliding window of about five seconds, so the rate
+/// follows the disk rather than averaging the whole run.
+#[derive(Default)]
+struct Rate {
+    samples: std::collections::VecDeque<(Instant, u64, u64)>,
+}
+
+impl Rate {
+    fn push(&mut self, files: u64, bytes: u64) -> (f64, f64) {
+        let now = Instant::now();
+        self.samples.push_back((now, files, bytes));
+        while self.samples.len() > 2
+            && now.duration_since(self.samples[0].0) > Duration::from_secs(5)
+        {
+            self.samples.pop_front();
+        }
+        let (t0, f0, b0) = self.samples[0];
+        let secs = now.duration_since(t0).as_secs_f64();
+        if secs < 0.2 {
+            return (0.0, 0.0);
+        }
+        (
+            (files - f0.min(files)) as f64 / secs,
+            (bytes - b0.min(bytes)) as f64 / secs / 1048576.0,
+        )
+    }
+}
+
+fn progress_message(
+    found: u64,
+    read: u64,
+    written: u64,
+    bytes: u64,
+    total: Option<(u64, bool)>,
+    rate: &mut Rate,
+) -> String {
+    // The parallel engines count a file as found when they take it up (unchanged files
+    // are never read), so `found` is the smooth measure of work done; the writer commits
+    // in large transactions and moves in steps.
+    let (fps, mibs) = rate.push(found, bytes);
+    let mut msg = format!(
+        "{found} found · {read} read · {written} saved · {fps:.0} files/s · {mibs:.1} MiB/s"
+    );
+    if let Some((total, exact)) = total
+        && fps > 0.0
+    {
+        let left = total.saturating_sub(found) as f64 / fps;
+        let approx = if exact { "" } else { "~" };
+        msg.push_str(&format!(" · ETA {approx}{}", short_duration(left)));
+    }
+    msg
+}
+
+/// `1h02m`, `3m05s`, `12s`: short, so the line fits an 80-column terminal.
+fn short_duration(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -445,43 +533,85 @@ pub fn rusage() -> Usage {
     }
 }
 
-pub fn print_summary(s: &Summary, metrics: bool) {
-    println!(
+/// The summary as text. Written to `out` (not printed) so a closed pipe is an error the
+/// caller can end on quietly.
+pub fn print_summary(
+    s: &Summary,
+    metrics: bool,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
         "{} files found: {} added, {} updated, {} unchanged, {} removed, {} errors",
         s.files_found, s.added, s.updated, s.unchanged, s.removed, s.errors
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "{:.2}s, {:.0} files/s ({} engine, {} threads) → {}",
-        s.elapsed_secs, s.files_per_sec, s.engine, s.threads, s.db
-    );
+        s.elapsed_secs,
+        s.files_per_sec,
+        s.engine,
+        s.threads,
+        crate::text::escape_control(&s.db)
+    )?;
     if metrics {
         let m = &s.metrics;
-        println!("  load index     {:>9.3}s", m.load_secs);
-        println!("  scan (engine)  {:>9.3}s", m.scan_secs);
-        println!(
-            "  writer busy    {:>9.3}s in {} transactions",
+        writeln!(out, "  load index         {:>9.3}s", m.load_secs)?;
+        writeln!(out, "  walk+read+parse    {:>9.3}s", m.scan_secs)?;
+        writeln!(
+            out,
+            "  writer busy        {:>9.3}s in {} transactions",
             m.write_busy_secs, m.transactions
-        );
-        println!("  finish         {:>9.3}s", m.finish_secs);
-        println!("  files read     {:>9}", m.files_read);
-        println!(
-            "  bytes hashed   {:>9.1} MiB",
+        )?;
+        writeln!(out, "  mark removed, log  {:>9.3}s", m.finish_secs)?;
+        writeln!(out, "  files opened       {:>9}", m.files_read)?;
+        // Head and tail for the hash plus the tag blocks the parser asked for: what was
+        // read from disk, more than the bytes that went through MD5.
+        writeln!(
+            out,
+            "  bytes read         {:>9.1} MiB",
             m.bytes_read as f64 / 1048576.0
-        );
-        println!("  ring ops       {:>9}", m.ring_ops);
-        println!(
-            "  cpu            {:>9.2}s user + {:.2}s sys = {:.0}% of all cores",
+        )?;
+        writeln!(out, "  io_uring ops       {:>9}", m.ring_ops)?;
+        writeln!(
+            out,
+            "  cpu                {:>9.2}s user + {:.2}s sys = {:.0}% of all cores",
             m.user_cpu_secs,
             m.sys_cpu_secs,
             m.cpu_utilisation * 100.0
-        );
-        println!("  peak rss       {:>9.1} MiB", m.peak_rss_mb);
+        )?;
+        writeln!(out, "  peak memory (rss)  {:>9.1} MiB", m.peak_rss_mb)?;
     }
+    Ok(())
 }
 
 pub fn db_path_or_default(db: Option<&Path>) -> Result<PathBuf> {
     match db {
         Some(p) => Ok(p.to_path_buf()),
         None => store::default_db_path(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_text() {
+        assert_eq!(short_duration(0.4), "0s");
+        assert_eq!(short_duration(59.4), "59s");
+        assert_eq!(short_duration(185.0), "3m05s");
+        assert_eq!(short_duration(3725.0), "1h02m");
+        let mut rate = Rate::default();
+        let first = progress_message(10, 5, 0, 1 << 20, Some((100, false)), &mut rate);
+        // No rate from a single sample, hence no ETA yet.
+        assert_eq!(first, "10 found · 5 read · 0 saved · 0 files/s · 0.0 MiB/s");
+        std::thread::sleep(Duration::from_millis(250));
+        let later = progress_message(60, 40, 0, 6 << 20, Some((100, false)), &mut rate);
+        assert!(later.contains(" · ETA ~"), "{later}");
+        let exact = progress_message(60, 40, 0, 6 << 20, Some((100, true)), &mut rate);
+        assert!(exact.contains(" · ETA ") && !exact.contains('~'), "{exact}");
+        let none = progress_message(60, 40, 0, 6 << 20, None, &mut rate);
+        assert!(!none.contains("ETA"), "{none}");
     }
 }

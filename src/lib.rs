@@ -11,3 +11,4 @@ pub mod media;
 pub mod scan;
 pub mod scrape;
 pub mod store;
+pub mod text;

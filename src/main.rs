@@ -2,10 +2,12 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+
+mod cli;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use musicdex::dupes::{self, By};
 use musicdex::engine::EngineKind;
@@ -18,13 +20,31 @@ use musicdex::store::{self, query};
 /// The engine `index` and `vet` use unless `--engine` says otherwise.
 const DEFAULT_ENGINE: EngineKind = EngineKind::Uring;
 
+const EXIT_CODES: &str = "\
+Exit status:
+  0    success (also when stdout is closed early, as by `| head`); files that
+       could not be read are counted and listed by `musicdex errors`
+  1    error (bad database, unreadable root, refused removal, --max-removed)
+  2    bad command line
+  129  stopped by SIGHUP, 130 by Ctrl-C, 143 by SIGTERM: what was indexed is kept";
+
 #[derive(Parser)]
 #[command(
     name = "musicdex",
     version,
-    about = "Index huge music libraries into SQLite"
+    about = "Index huge music libraries into SQLite",
+    long_about = "Index huge music libraries into SQLite: walk, hash and read the tags of \
+                  every audio file, then find duplicates, vet new folders against the \
+                  library, and export.",
+    after_help = EXIT_CODES
 )]
 struct Cli {
+    /// Print nothing but results and errors (no progress, no summary).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Print more detail (for `index`: the per-stage figures of --metrics).
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,12 +57,13 @@ enum Command {
         #[arg(required = true)]
         library: Vec<PathBuf>,
         /// Database file [default: $MUSICDEX_DB, else $XDG_DATA_HOME/musicdex/library.db]
-        #[arg(long)]
+        #[arg(long, env = "MUSICDEX_DB", hide_env_values = true)]
         db: Option<PathBuf>,
+        /// How files are read: io_uring, a thread pool, or the one-thread reference.
         #[arg(long, value_enum, default_value_t = DEFAULT_ENGINE)]
         engine: EngineKind,
         /// Worker threads, 1 to 1024 [default: cores available]
-        #[arg(long, value_parser = parse_threads)]
+        #[arg(short = 'j', long, value_parser = parse_threads)]
         threads: Option<usize>,
         /// Read every file again, even when size and mtime are unchanged.
         #[arg(long)]
@@ -53,14 +74,18 @@ enum Command {
         /// Print per-stage time, CPU, memory and I/O figures.
         #[arg(long)]
         metrics: bool,
-        /// Never draw a progress bar.
+        /// Never draw the progress line (it is drawn only on a terminal, on stderr).
         #[arg(long)]
         no_progress: bool,
         /// Follow symbolic links (loops are detected and skipped).
-        #[arg(long)]
+        #[arg(short = 'L', long)]
         follow_symlinks: bool,
-        /// Extensions: `mp3,flac` restricts to those; `+dsf,-wav` edits the default set.
-        #[arg(long, value_name = "LIST")]
+        /// Also take hidden files and folders (names starting with `.`, macOS `._*`).
+        #[arg(short = 'H', long)]
+        hidden: bool,
+        /// Extensions: `mp3,flac` restricts to those; `+dsf,-wav` edits the default set;
+        /// `*` takes every file. `-e -wav` works without `=`.
+        #[arg(short = 'e', long, value_name = "LIST", allow_hyphen_values = true)]
         ext: Option<String>,
         /// The most of a root's indexed files one run may mark removed, as a share
         /// (`50%`) or a count (`200`); beyond it none are, and the run exits 1.
@@ -77,37 +102,96 @@ enum Command {
         #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_size)]
         max_tag_bytes: u64,
     },
-    /// Summarise the index.
+    /// Summarise the index: active files, read errors, inactive rows, formats, last run.
     Stats {
-        #[arg(long)]
+        /// Database file [default: $MUSICDEX_DB, else $XDG_DATA_HOME/musicdex/library.db]
+        #[arg(long, env = "MUSICDEX_DB", hide_env_values = true)]
         db: Option<PathBuf>,
+        /// Print one JSON object on stdout.
         #[arg(long)]
         json: bool,
     },
+    /// List the indexed files whose last read failed, with the reason.
+    Errors {
+        /// Database file [default: $MUSICDEX_DB, else $XDG_DATA_HOME/musicdex/library.db]
+        #[arg(long, env = "MUSICDEX_DB", hide_env_values = true)]
+        db: Option<PathBuf>,
+        /// Print one JSON object on stdout (exact bytes of non-UTF-8 paths as hex).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete inactive rows (files missing at their last walk), and only those.
+    Prune {
+        /// Only under these folders [default: the whole index].
+        root: Vec<PathBuf>,
+        /// Database file [default: $MUSICDEX_DB, else $XDG_DATA_HOME/musicdex/library.db]
+        #[arg(long, env = "MUSICDEX_DB", hide_env_values = true)]
+        db: Option<PathBuf>,
+        /// Only rows last seen more than DAYS days ago.
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(0..=36500))]
+        older_than: Option<u32>,
+        /// Count what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete every row at or below ROOT (active or not), e.g. a library given up.
+    Forget {
+        /// The folder to forget (it need not exist any more).
+        root: PathBuf,
+        /// Database file [default: $MUSICDEX_DB, else $XDG_DATA_HOME/musicdex/library.db]
+        #[arg(long, env = "MUSICDEX_DB", hide_env_values = true)]
+        db: Option<PathBuf>,
+        /// Really delete; without it, only say how many rows would go.
+        #[arg(long)]
+        yes: bool,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script, e.g. `musicdex completions bash > ~/.local/share/bash-completion/completions/musicdex`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (musicdex.1 and one per subcommand) into DIR, or musicdex.1 to stdout.
+    Man {
+        /// Folder for the pages [default: print musicdex.1 on stdout].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Groups of library files that are the same song, best quality first.
     Dupes {
-        #[arg(long)]
+        /// Database file [default: $MUSICDEX_DB, else $XDG_DATA_HOME/musicdex/library.db]
+        #[arg(long, env = "MUSICDEX_DB", hide_env_values = true)]
         db: Option<PathBuf>,
         /// Identical content, identical artist and title tags, similar titles by the
         /// same artist, or all three.
         #[arg(long, value_enum, default_value_t = By::All)]
         by: By,
         /// Minimum title similarity (0..1) for fuzzy groups.
-        #[arg(long, default_value_t = 0.8)]
+        #[arg(short = 's', long, default_value_t = 0.8, value_parser = parse_unit)]
         min_score: f64,
+        /// Print one JSON object on stdout.
         #[arg(long)]
         json: bool,
     },
     /// Classify the audio files of a folder as new, duplicate, uncertain or unreadable
     /// against the library, without indexing them.
     Vet {
+        /// The folder of new files to classify (it is read, never indexed).
         folder: PathBuf,
-        #[arg(long)]
+        /// Database file [default: $MUSICDEX_DB, else $XDG_DATA_HOME/musicdex/library.db]
+        #[arg(long, env = "MUSICDEX_DB", hide_env_values = true)]
         db: Option<PathBuf>,
         /// Minimum title similarity (0..1) for a fuzzy match; fuzzy matches from 0.95
         /// are duplicates, from 0.7 to 0.95 uncertain.
-        #[arg(long, default_value_t = 0.8)]
+        #[arg(short = 't', long, default_value_t = 0.8, value_parser = parse_unit)]
         threshold: f64,
+        /// Print one JSON object on stdout.
         #[arg(long)]
         json: bool,
         /// Write new_songs.txt, duplicates.txt, uncertain.txt and unreadable.txt here.
@@ -120,38 +204,51 @@ enum Command {
         /// With --move-duplicates-to: list what would move, move nothing.
         #[arg(long, requires = "move_duplicates_to")]
         dry_run: bool,
+        /// How files are read, as for `index --engine`.
         #[arg(long, value_enum, default_value_t = DEFAULT_ENGINE)]
         engine: EngineKind,
         /// Worker threads, 1 to 1024 [default: cores available]
-        #[arg(long, value_parser = parse_threads)]
+        #[arg(short = 'j', long, value_parser = parse_threads)]
         threads: Option<usize>,
+        /// Also take hidden files and folders (names starting with `.`, macOS `._*`).
+        #[arg(short = 'H', long)]
+        hidden: bool,
         /// Extensions, as for `index --ext`.
-        #[arg(long, value_name = "LIST")]
+        #[arg(short = 'e', long, value_name = "LIST", allow_hyphen_values = true)]
         ext: Option<String>,
     },
     /// Benchmarks only: write a synthetic index of N rows (and optionally a folder of
     /// real files to vet against it).
     #[command(hide = true)]
     SynthIndex {
+        /// Rows to write.
         #[arg(long)]
         rows: u64,
+        /// Database file to create.
         #[arg(long)]
         db: PathBuf,
+        /// Seed of every random choice.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Also write a folder of real files to vet against the index.
         #[arg(long, value_name = "DIR")]
         vet_dir: Option<PathBuf>,
+        /// Files in the vet folder.
         #[arg(long, default_value_t = 1000)]
         vet_files: usize,
         /// Tagged audio file the vet files are copies of.
         #[arg(long, value_name = "FILE")]
         template: Option<PathBuf>,
     },
-    /// Write every indexed row to stdout or --out; Parquet as one host's partition of a
-    /// dataset folder (DIR/host=NAME/part-00000.parquet).
+    /// Write every indexed row (inactive ones too, `is_active` says which) to stdout or
+    /// --out; Parquet as one host's partition of a dataset folder
+    /// (DIR/host=NAME/part-00000.parquet).
     Export {
-        #[arg(long)]
+        /// Database file [default: $MUSICDEX_DB, else $XDG_DATA_HOME/musicdex/library.db]
+        #[arg(long, env = "MUSICDEX_DB", hide_env_values = true)]
         db: Option<PathBuf>,
+        /// Output format: JSON lines or CSV with a header; non-UTF-8 paths exact in
+        /// `path_bytes` (hex).
         #[arg(long, value_enum, default_value_t = query::ExportFormat::Jsonl)]
         format: query::ExportFormat,
         /// A file for jsonl and csv; the dataset folder for parquet (required there).
@@ -160,14 +257,19 @@ enum Command {
         /// Parquet: the partition to write or replace [default: this machine's host name]
         #[arg(long, value_name = "NAME")]
         host: Option<String>,
+        /// Same as `--format jsonl`, the convention of every other command.
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
     },
     /// Find posts on a music blog, keep the wanted genres, extract download links.
     Scrape(musicdex::scrape::ScrapeArgs),
     /// Benchmark ceiling: read and MD5 the hashed bytes of every file, nothing else.
     #[command(hide = true)]
     Roofline {
+        /// Library folders to read.
         library: Vec<PathBuf>,
-        #[arg(long, value_name = "LIST")]
+        /// Extensions, as for `index --ext`.
+        #[arg(short = 'e', long, value_name = "LIST", allow_hyphen_values = true)]
         ext: Option<String>,
         /// Blocking reader threads.
         #[arg(long, default_value_t = 64)]
@@ -177,15 +279,19 @@ enum Command {
     GenLibrary {
         /// Directory to create (must be empty or absent).
         dir: PathBuf,
+        /// How many files to write.
         #[arg(long)]
         files: usize,
+        /// Seed of every random choice: the same seed writes the same library.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// What kind of files.
         #[arg(long, value_enum, default_value_t = MixArg::Music)]
         mix: MixArg,
-        /// Writer threads (default: one per core); the output does not depend on it.
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
+        /// Writer threads, 1 to 1024 [default: cores available]; the output does not
+        /// depend on it.
+        #[arg(short = 'j', long, value_parser = parse_threads)]
+        threads: Option<usize>,
         /// Print the report as one JSON object.
         #[arg(long)]
         json: bool,
@@ -214,9 +320,11 @@ enum MixArg {
 }
 
 fn main() -> ExitCode {
+    cli::out::install_pipe_panic_hook();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        Err(e) if cli::out::is_broken_pipe(&e) => cli::out::quiet_exit(),
         Err(e) => {
             eprintln!("musicdex: {e:#}");
             if let Some(i) = e.downcast_ref::<musicdex::engine::Interrupted>() {
@@ -229,6 +337,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    let (quiet, verbose) = (cli.quiet, cli.verbose);
+    let mut out = cli::out::Stdout::new();
     match cli.command {
         Command::Index {
             library,
@@ -240,16 +350,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             metrics,
             no_progress,
             follow_symlinks,
+            hidden,
             ext,
             max_removed,
             legacy_commit,
             max_tag_bytes,
         } => {
             musicdex::media::budget::set_max_tag_bytes(max_tag_bytes);
-            let filter = ext_filter(ext)?;
+            let db = index::db_path_or_default(db.as_deref())?;
+            cli::check_db_access(&db, true)?;
+            // Kept for the hint below: a list that matches nothing is most often a typo.
+            let ext_given = ext.clone();
+            let filter = ext_filter(ext)?.with_hidden(hidden).excluding_db(&db);
             let opts = IndexOptions {
                 roots: library,
-                db: index::db_path_or_default(db.as_deref())?,
+                db,
                 engine,
                 full,
                 walk: WalkOptions {
@@ -257,7 +372,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     filter,
                 },
                 threads: threads.unwrap_or_else(cores),
-                progress: !no_progress && !json && std::io::stderr().is_terminal(),
+                progress: !no_progress && !json && !quiet && std::io::stderr().is_terminal(),
                 writer: WriterOptions {
                     legacy_per_file_commit: legacy_commit,
                     ..Default::default()
@@ -265,11 +380,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 max_removed,
             };
             let summary = index::run(&opts)?;
-            if json {
-                println!("{}", serde_json::to_string(&summary)?);
-            } else {
-                index::print_summary(&summary, metrics);
+            if summary.files_found == 0
+                && let Some(ext) = ext_given
+            {
+                eprintln!("musicdex: warning: no file matched --ext '{ext}'");
             }
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&summary)?)?;
+            } else if !quiet {
+                index::print_summary(&summary, metrics || verbose, &mut out)?;
+            }
+            out.flush()?;
             if !summary.removal_refused.is_empty() {
                 for line in &summary.removal_refused {
                     eprintln!("musicdex: {line}");
@@ -278,27 +399,82 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Stats { db, json } => {
-            let conn = store::open_read_only(&index::db_path_or_default(db.as_deref())?)?;
+            let conn = open_read_only(db)?;
             let s = query::stats(&conn)?;
             if json {
-                println!("{}", serde_json::to_string(&s)?);
+                writeln!(out, "{}", serde_json::to_string(&s)?)?;
             } else {
-                query::print_stats(&s);
+                query::print_stats(&s, &mut out)?;
             }
         }
+        Command::Errors { db, json } => {
+            let conn = open_read_only(db)?;
+            let r = cli::maintain::errors(&conn)?;
+            print_report(json, &r, cli::maintain::print_errors)?;
+        }
+        Command::Prune {
+            root,
+            db,
+            older_than,
+            dry_run,
+            json,
+        } => {
+            let mut conn = open_existing(db)?;
+            let r = cli::maintain::prune(&mut conn, older_than, &root, dry_run)?;
+            cli::maintain::checkpoint(&conn);
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&r)?)?;
+            } else if !quiet {
+                let verb = if dry_run { "would delete" } else { "deleted" };
+                writeln!(out, "{verb} {} inactive rows", r.rows)?;
+            }
+        }
+        Command::Forget {
+            root,
+            db,
+            yes,
+            json,
+        } => {
+            let mut conn = open_existing(db)?;
+            let r = cli::maintain::forget(&mut conn, &root, yes)?;
+            cli::maintain::checkpoint(&conn);
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&r)?)?;
+            } else if !quiet {
+                writeln!(out, "deleted {} rows", r.rows)?;
+            }
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "musicdex", &mut out);
+        }
+        Command::Man { out: dir } => match dir {
+            Some(dir) => {
+                std::fs::create_dir_all(&dir)?;
+                clap_mangen::generate_to(Cli::command(), &dir)?;
+            }
+            None => clap_mangen::Man::new(Cli::command()).render(&mut out)?,
+        },
         Command::Export {
             db,
             format,
-            out,
+            out: out_path,
             host,
-        } => export(db, format, out, host)?,
+            json,
+        } => {
+            let format = if json {
+                query::ExportFormat::Jsonl
+            } else {
+                format
+            };
+            export(db, format, out_path, host, &mut out)?;
+        }
         Command::Dupes {
             db,
             by,
             min_score,
             json,
         } => {
-            let conn = store::open_read_only(&index::db_path_or_default(db.as_deref())?)?;
+            let conn = open_read_only(db)?;
             let report = dupes::groups::find(&conn, &dupes::DupesOptions { by, min_score })?;
             print_report(json, &report, dupes::report::print_dupes)?;
         }
@@ -318,7 +494,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 vet_files,
                 template,
             };
-            println!("{}", serde_json::to_string(&dupes::synth::run(&opts)?)?);
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string(&dupes::synth::run(&opts)?)?
+            )?;
         }
         Command::Vet {
             folder,
@@ -330,13 +510,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             dry_run,
             engine,
             threads,
+            hidden,
             ext,
         } => {
             let path = index::db_path_or_default(db.as_deref())?;
             // Moving files is the one vet that must write (what moved, where).
             let conn = if move_duplicates_to.is_some() && !dry_run {
-                store::open_read_only(&path)?
+                cli::check_db_access(&path, true)?;
+                store::open_existing(&path)?
             } else {
+                cli::check_db_access(&path, false)?;
                 store::open_read_only(&path)?
             };
             let opts = dupes::VetOptions {
@@ -345,7 +528,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 threads: threads.unwrap_or_else(cores),
                 walk: WalkOptions {
                     follow_symlinks: false,
-                    filter: ext_filter(ext)?,
+                    filter: ext_filter(ext)?.with_hidden(hidden).excluding_db(&path),
                 },
                 threshold,
                 export,
@@ -376,7 +559,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let roots = index::normalise_roots(&library)?;
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             let r = musicdex::engine::roofline::run(&roots, &walk, cores, io_threads);
-            println!("{}", serde_json::to_string(&r)?);
+            writeln!(out, "{}", serde_json::to_string(&r)?)?;
         }
         Command::GenLibrary {
             dir,
@@ -396,12 +579,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     files,
                     seed,
                     mix,
-                    threads,
+                    threads: threads.unwrap_or(0),
                 },
             )?;
             if json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
+                writeln!(out, "{}", serde_json::to_string(&report)?)?;
+            } else if !quiet {
                 r#gen::print_report(&report);
             }
         }
@@ -433,6 +616,7 @@ fn export(
     format: query::ExportFormat,
     out: Option<PathBuf>,
     host: Option<String>,
+    w: &mut impl std::io::Write,
 ) -> Result<()> {
     use musicdex::store::dataset;
     // Arguments are checked before the database is opened: a mistake costs nothing.
@@ -452,7 +636,8 @@ fn export(
         };
         let conn = store::open_read_only(&index::db_path_or_default(db.as_deref())?)?;
         let s = dataset::export(&conn, &dataset::ParquetOptions { dir, host })?;
-        println!(
+        writeln!(
+            w,
             "wrote {} rows ({} columns, {} row groups, {}) to {} in {:.2}s",
             s.rows,
             s.columns,
@@ -460,7 +645,7 @@ fn export(
             query::human_bytes(s.bytes),
             s.file.display(),
             s.secs
-        );
+        )?;
         return Ok(());
     }
     if host.is_some() {
@@ -469,11 +654,7 @@ fn export(
     let conn = store::open_read_only(&index::db_path_or_default(db.as_deref())?)?;
     match out {
         Some(path) => query::export_to_file(&conn, format, &path)?,
-        None => {
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            query::export(&conn, format, &mut out)?;
-        }
+        None => query::export(&conn, format, w)?,
     }
     Ok(())
 }
@@ -499,6 +680,14 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("too large: {s:?}"))
 }
 
+/// A share from 0 to 1 (similarity scores); NaN and infinities are refused.
+fn parse_unit(s: &str) -> std::result::Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("'{s}' is not a number from 0 to 1")),
+    }
+}
+
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(1024))
 }
@@ -516,8 +705,7 @@ fn print_report<T: serde::Serialize>(
     report: &T,
     text: fn(&T, &mut dyn std::io::Write) -> std::io::Result<()>,
 ) -> Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = cli::out::Stdout::new();
     if json {
         serde_json::to_writer(&mut out, report)?;
         writeln!(out)?;
@@ -526,4 +714,18 @@ fn print_report<T: serde::Serialize>(
     }
     out.flush()?;
     Ok(())
+}
+
+/// The index for a command that only reads it.
+fn open_read_only(db: Option<PathBuf>) -> Result<rusqlite::Connection> {
+    let path = index::db_path_or_default(db.as_deref())?;
+    cli::check_db_access(&path, false)?;
+    store::open_read_only(&path)
+}
+
+/// The index for a command that changes it (it must exist).
+fn open_existing(db: Option<PathBuf>) -> Result<rusqlite::Connection> {
+    let path = index::db_path_or_default(db.as_deref())?;
+    cli::check_db_access(&path, true)?;
+    store::open_existing(&path)
 }

@@ -6,6 +6,8 @@ use std::path::Path;
 use super::groups::{DupesReport, LibraryFile};
 use super::vet::{Verdict, VetReport};
 use crate::store::query::human_bytes;
+// Names are data: a newline or escape sequence in one must not break the listing.
+use crate::text::escape_control;
 
 /// How many files of each kind `vet` lists on the terminal; the export has them all.
 const LIST_LIMIT: usize = 20;
@@ -52,7 +54,7 @@ fn file_line(f: &LibraryFile) -> String {
             .map_or("?".into(), |s| format!("{:.1}k", s as f64 / 1000.0)),
         duration(f.duration),
         human_bytes(f.size),
-        f.path
+        escape_control(&f.path)
     )
 }
 
@@ -97,8 +99,8 @@ pub fn print_vet(r: &VetReport, out: &mut dyn Write) -> io::Result<()> {
     let short = |p: &str| -> String {
         Path::new(p)
             .strip_prefix(folder)
-            .map(|q| q.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| p.to_string())
+            .map(|q| escape_control(&q.to_string_lossy()).into_owned())
+            .unwrap_or_else(|_| escape_control(p).into_owned())
     };
     for (verdict, heading) in [
         (Verdict::Duplicate, "duplicates"),
@@ -123,7 +125,7 @@ pub fn print_vet(r: &VetReport, out: &mut dyn Write) -> io::Result<()> {
                     m.kind.name(),
                     m.confidence * 100.0,
                     if m.certain { "" } else { " not certain" },
-                    m.path,
+                    escape_control(&m.path),
                     f.format,
                     f.bitrate.map_or("?".into(), |b| b.to_string()),
                     duration(f.duration),

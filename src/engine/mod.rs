@@ -53,6 +53,8 @@ pub struct Counters {
     pub read: AtomicU64,
     pub bytes_read: AtomicU64,
     pub ring_ops: AtomicU64,
+    /// Files listed and whether the walk is over, for the progress line's ETA.
+    pub walk: crate::scan::WalkTally,
 }
 
 impl Counters {
@@ -201,7 +203,8 @@ pub(crate) fn run_pool<F>(
 where
     F: Fn(&scan::parallel::ParallelWalk, Sender<Vec<Change>>) -> Result<()> + Sync,
 {
-    let walk = scan::parallel::ParallelWalk::new(ctx.roots, ctx.walk);
+    let walk =
+        scan::parallel::ParallelWalk::new(ctx.roots, ctx.walk).with_tally(&ctx.counters.walk);
     let mut spawn_error = None;
     let results: Vec<Result<()>> = std::thread::scope(|s| {
         let mut workers = Vec::with_capacity(ctx.threads.max(1));

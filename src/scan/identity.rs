@@ -22,7 +22,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use super::{ExtFilter, WalkProblems};
 
@@ -31,11 +31,22 @@ use super::{ExtFilter, WalkProblems};
 pub fn resolve_roots(roots: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut real = Vec::with_capacity(roots.len());
     for r in roots {
-        if std::fs::symlink_metadata(r).is_err() {
-            bail!("library path {} does not exist", r.display());
+        // Roots are libraries for `index` and the folder to vet for `vet`: name the path
+        // and the reason, not a role.
+        if let Err(e) = std::fs::symlink_metadata(r) {
+            bail!(
+                "cannot read {}: {}",
+                r.display(),
+                crate::text::io_reason(&e)
+            );
         }
-        let p = std::fs::canonicalize(r)
-            .with_context(|| format!("cannot resolve library path {}", r.display()))?;
+        let p = std::fs::canonicalize(r).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot resolve {}: {}",
+                r.display(),
+                crate::text::io_reason(&e)
+            )
+        })?;
         real.push(p);
     }
     Ok(merge_nested(real))

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,12 @@ pub struct ExtFilter {
     exts: HashSet<Vec<u8>>,
     /// `--ext '*'`: every regular file, for trees of unlabelled files.
     all: bool,
+    /// `--hidden`: take names starting with `.` too (dot-files, macOS `._*` AppleDouble
+    /// companions, hidden folders). Off by default, as in fd: they are never music.
+    hidden: bool,
+    /// Files never taken whatever their name (the database and its companions), as
+    /// (folder, name) so the per-entry check compares a name first.
+    excluded: Vec<(PathBuf, Vec<u8>)>,
 }
 
 impl Default for ExtFilter {
@@ -32,14 +39,23 @@ impl Default for ExtFilter {
                 .map(|e| e.as_bytes().to_vec())
                 .collect(),
             all: false,
+            hidden: false,
+            excluded: Vec::new(),
         }
     }
 }
+
+/// The files SQLite keeps beside a database.
+pub const DB_COMPANIONS: &[&str] = &["", "-wal", "-shm", "-journal"];
 
 impl ExtFilter {
     /// `--ext` syntax: `mp3,flac` restricts to exactly those; `+dsf` adds to the default
     /// set and `-wav` removes from it; plain and signed items may be mixed; `*` alone
     /// takes every file.
+    ///
+    /// Anything else is refused with a one-line error rather than indexing nothing: an
+    /// extension is 1 to 8 ASCII letters or digits (an optional leading `.` is dropped),
+    /// items are separated by commas only, and `*` cannot be mixed with other items.
     pub fn parse(spec: &str) -> Result<ExtFilter> {
         let items: Vec<&str> = spec
             .split(',')
@@ -47,19 +63,23 @@ impl ExtFilter {
             .filter(|s| !s.is_empty())
             .collect();
         if items.is_empty() {
-            bail!("--ext needs at least one extension");
+            bail!("--ext needs at least one extension, e.g. `mp3,flac` or `+dsf,-wav`");
         }
         if items == ["*"] {
             return Ok(ExtFilter {
                 exts: HashSet::new(),
                 all: true,
+                ..ExtFilter::default()
             });
+        }
+        if items.contains(&"*") {
+            bail!("--ext '{spec}': `*` takes every file and cannot be combined with extensions");
         }
         let plain = items.iter().any(|i| !i.starts_with(['+', '-']));
         let mut f = if plain {
             ExtFilter {
                 exts: HashSet::new(),
-                all: false,
+                ..ExtFilter::default()
             }
         } else {
             ExtFilter::default()
@@ -69,9 +89,13 @@ impl ExtFilter {
                 b'+' | b'-' => (item.as_bytes()[0], &item[1..]),
                 _ => (b'+', item),
             };
-            let ext = ext.trim_start_matches('.').to_ascii_lowercase();
-            if ext.is_empty() || ext.contains('/') {
-                bail!("--ext: '{item}' is not an extension");
+            let ext = ext.strip_prefix('.').unwrap_or(ext).to_ascii_lowercase();
+            // Names longer than 8 never match (see `matches_name`), so refuse them here.
+            if ext.is_empty() || ext.len() > 8 || !ext.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                bail!(
+                    "--ext '{spec}': '{item}' is not an extension (1 to 8 letters or digits; \
+                     separate items with commas)"
+                );
             }
             if op == b'+' {
                 f.exts.insert(ext.into_bytes());
@@ -82,8 +106,50 @@ impl ExtFilter {
         Ok(f)
     }
 
+    /// With `yes`, hidden names are taken too.
+    pub fn with_hidden(mut self, yes: bool) -> ExtFilter {
+        self.hidden = yes;
+        self
+    }
+
+    /// Never take the database at `db` nor its `-wal`, `-shm` and `-journal` files, even
+    /// under `--ext '*'` with the database inside a root. Walks report real paths, so the
+    /// folder is resolved the same way (a folder not made yet holds nothing to skip).
+    pub fn excluding_db(mut self, db: &Path) -> ExtFilter {
+        let Some(name) = db.file_name() else {
+            return self;
+        };
+        let parent = match db.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(p) => p.to_path_buf(),
+            None => PathBuf::from("."),
+        };
+        let dir = fs::canonicalize(&parent).unwrap_or(parent);
+        for suffix in DB_COMPANIONS {
+            let mut n = name.as_bytes().to_vec();
+            n.extend_from_slice(suffix.as_bytes());
+            self.excluded.push((dir.clone(), n));
+        }
+        self
+    }
+
+    /// Whether a walk descends into a folder of this name (not asked of roots).
+    pub fn walks_dir(&self, name: &[u8]) -> bool {
+        self.hidden || !name.starts_with(b".")
+    }
+
+    /// Whether `name` in folder `dir` is one of the excluded files.
+    pub fn is_excluded(&self, dir: &Path, name: &[u8]) -> bool {
+        self.excluded
+            .iter()
+            .any(|(d, n)| n.as_slice() == name && d == dir)
+    }
+
     /// Matches on the raw bytes of the name, so non-UTF-8 names are filtered too.
+    /// Excluded files are checked by the caller, which knows the folder.
     pub fn matches_name(&self, name: &[u8]) -> bool {
+        if !self.hidden && name.starts_with(b".") {
+            return false;
+        }
         if self.all {
             return true;
         }
@@ -99,10 +165,19 @@ impl ExtFilter {
     }
 
     pub fn matches(&self, path: &Path) -> bool {
-        use std::os::unix::ffi::OsStrExt;
-        path.file_name()
-            .is_some_and(|n| self.matches_name(n.as_bytes()))
+        path.file_name().is_some_and(|n| {
+            self.matches_name(n.as_bytes())
+                && !self.is_excluded(path.parent().unwrap_or(Path::new("")), n.as_bytes())
+        })
     }
+}
+
+/// How far a walk has got, for the progress line: files listed so far, and whether the
+/// listing is over (then `listed` is the total and an ETA can be given).
+#[derive(Debug, Default)]
+pub struct WalkTally {
+    pub listed: std::sync::atomic::AtomicU64,
+    pub done: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -185,6 +260,9 @@ pub fn walk_sequential(
                     }
                 };
                 if ft.is_dir() {
+                    if !opts.filter.walks_dir(entry.file_name().as_bytes()) {
+                        continue;
+                    }
                     if opts.follow_symlinks
                         && let Ok(m) = entry.metadata()
                         && rules.skip_subdir(m.dev(), m.ino())

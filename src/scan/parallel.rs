@@ -22,7 +22,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir};
 
 use super::identity::{Extra, LinkRules};
-use super::{WalkOptions, WalkProblems};
+use super::{WalkOptions, WalkProblems, WalkTally};
 
 /// getdents64 buffer: large enough that a typical album folder takes one call.
 const DIR_BUF: usize = 64 * 1024;
@@ -66,6 +66,13 @@ struct Queue {
     stack: Vec<Work>,
     /// Work queued or being listed; the walk is over when this reaches zero.
     pending: usize,
+    /// Folders queued or being listed: at zero (and no links waiting) every file is
+    /// known, which is when the progress line can tell the time left.
+    dirs: usize,
+}
+
+fn count_dirs(work: &[Work]) -> usize {
+    work.iter().filter(|w| matches!(w, Work::Dir(_))).count()
 }
 
 pub struct ParallelWalk<'a> {
@@ -76,6 +83,7 @@ pub struct ParallelWalk<'a> {
     links: Mutex<(LinkRules, Vec<PathBuf>)>,
     problems: Mutex<WalkProblems>,
     stopped: AtomicBool,
+    tally: Option<&'a WalkTally>,
 }
 
 /// Per-thread scratch space for listing directories.
@@ -94,11 +102,13 @@ impl<'a> ParallelWalk<'a> {
             queue: Mutex::new(Queue {
                 stack: Vec::new(),
                 pending: 0,
+                dirs: 0,
             }),
             ready: Condvar::new(),
             links: Mutex::new((LinkRules::new(roots), Vec::new())),
             problems: Mutex::new(WalkProblems::default()),
             stopped: AtomicBool::new(false),
+            tally: None,
         };
         let mut initial = Vec::new();
         // Reversed so the stack hands the roots out in the order given.
@@ -118,6 +128,26 @@ impl<'a> ParallelWalk<'a> {
         }
         walk.push_all(initial);
         walk
+    }
+
+    /// Count listed files into `tally` and mark it done when the listing is over.
+    pub fn with_tally(mut self, tally: &'a WalkTally) -> ParallelWalk<'a> {
+        let q = self.queue.get_mut().unwrap_or_else(|e| e.into_inner());
+        let files: usize = q
+            .stack
+            .iter()
+            .map(|w| match w {
+                Work::Files(b) => b.names.len(),
+                Work::Dir(_) => 0,
+            })
+            .sum();
+        let no_dirs = q.dirs == 0;
+        tally.listed.fetch_add(files as u64, Ordering::Relaxed);
+        self.tally = Some(tally);
+        if no_dirs {
+            self.mark_listed_if_done();
+        }
+        self
     }
 
     /// The next batch of files. With `wait`, blocks until there is one or the walk is over;
@@ -144,9 +174,13 @@ impl<'a> ParallelWalk<'a> {
                         // with the whole round known, so the outcome is timing-free.
                         let work = self.next_round();
                         if work.is_empty() {
+                            if let Some(t) = self.tally {
+                                t.done.store(true, Ordering::Relaxed);
+                            }
                             return Next::Done;
                         }
                         q.pending += work.len();
+                        q.dirs += count_dirs(&work);
                         q.stack.extend(work);
                         self.ready.notify_all();
                         continue;
@@ -189,15 +223,31 @@ impl<'a> ParallelWalk<'a> {
         }
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         q.pending += work.len();
+        q.dirs += count_dirs(&work);
         q.stack.extend(work);
         self.ready.notify_all();
     }
 
+    /// A folder has been listed.
     fn finish_one(&self) {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         q.pending -= 1;
+        q.dirs -= 1;
+        if q.dirs == 0 {
+            self.mark_listed_if_done();
+        }
         if q.pending == 0 {
             self.ready.notify_all();
+        }
+    }
+
+    /// Called with no folder left to list: done unless links wait for their round.
+    fn mark_listed_if_done(&self) {
+        if let Some(t) = self.tally {
+            let links = self.lock_links();
+            if links.1.is_empty() && !links.0.has_pending() {
+                t.done.store(true, Ordering::Relaxed);
+            }
         }
     }
 
@@ -213,6 +263,12 @@ impl<'a> ParallelWalk<'a> {
     }
 
     /// Resolve the links of the round just listed into the next round's work.
+    fn count_listed(&self, n: usize) {
+        if let Some(t) = self.tally {
+            t.listed.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
     fn next_round(&self) -> Vec<Work> {
         let mut links = self.lock_links();
         if links.1.is_empty() && !links.0.has_pending() {
@@ -231,7 +287,10 @@ impl<'a> ParallelWalk<'a> {
             match e {
                 Extra::Dir(d) => work.push(Work::Dir(d)),
                 Extra::File(f) => match root_file_batch(&f) {
-                    Ok(b) => work.push(Work::Files(b)),
+                    Ok(b) => {
+                        self.count_listed(1);
+                        work.push(Work::Files(b))
+                    }
                     Err(e) => self.report(&f, "cannot read", &e, false),
                 },
             }
@@ -288,8 +347,13 @@ impl<'a> ParallelWalk<'a> {
                 }
             }
             match ft {
-                FileType::Directory => subdirs.push(name.to_owned()),
-                FileType::RegularFile if self.opts.filter.matches_name(bytes) => {
+                FileType::Directory if self.opts.filter.walks_dir(bytes) => {
+                    subdirs.push(name.to_owned())
+                }
+                FileType::RegularFile
+                    if self.opts.filter.matches_name(bytes)
+                        && !self.opts.filter.is_excluded(&path, bytes) =>
+                {
                     names.push(name.to_owned());
                 }
                 FileType::Symlink if follow => links.push(path.join(OsStr::from_bytes(bytes))),
@@ -314,6 +378,7 @@ impl<'a> ParallelWalk<'a> {
             .map(|s| Work::Dir(path.join(OsStr::from_bytes(s.to_bytes()))))
             .collect();
         let dir = Arc::new(Dir { fd, path });
+        self.count_listed(names.len());
         let first = if names.is_empty() {
             None
         } else {

@@ -46,6 +46,7 @@ pub struct ScrapeArgs {
     /// Write the posts here instead of standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// How the posts are written: JSON, or text for reading.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub format: Format,
     /// Longest one request attempt may take, in seconds (connect ≤ 10 s and

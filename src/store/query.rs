@@ -125,28 +125,36 @@ pub fn stats(conn: &Connection) -> Result<Stats> {
     })
 }
 
-pub fn print_stats(s: &Stats) {
-    println!(
-        "{} files ({} inactive, {} with errors), {}",
+/// The stats as text, written to `out` so a closed pipe is an error the caller can end
+/// on quietly. Active files are those present at their last walk; inactive ones were
+/// missing (kept until `musicdex prune`); errors are among the active ones.
+pub fn print_stats(s: &Stats, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{} active files ({} with read errors, see `musicdex errors`), {}; {} inactive rows \
+         (files gone, see `musicdex prune`)",
         s.files,
-        s.inactive_files,
         s.files_with_errors,
-        human_bytes(s.total_size_bytes)
-    );
+        human_bytes(s.total_size_bytes),
+        s.inactive_files,
+    )?;
     for f in &s.formats {
-        println!(
+        writeln!(
+            out,
             "  {:<6} {:>9}  {:>5.1}%",
-            f.format,
+            crate::text::escape_control(&f.format),
             f.files,
             f.share * 100.0
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "{} artists, {} albums",
         s.distinct_artists, s.distinct_albums
-    );
+    )?;
     match &s.last_run {
-        Some(r) => println!(
+        Some(r) => writeln!(
+            out,
             "last index: {} ({}, {}{})",
             r.started_at,
             r.status,
@@ -155,7 +163,7 @@ pub fn print_stats(s: &Stats) {
                 .map(|d| format!(", {d:.2}s"))
                 .unwrap_or_default()
         ),
-        None => println!("never indexed"),
+        None => writeln!(out, "never indexed"),
     }
 }
 
