@@ -634,7 +634,7 @@ fn export(
             }
             None => dataset::local_hostname()?,
         };
-        let conn = store::open_read_only(&index::db_path_or_default(db.as_deref())?)?;
+        let conn = open_read_only(db)?;
         let s = dataset::export(&conn, &dataset::ParquetOptions { dir, host })?;
         writeln!(
             w,
@@ -651,7 +651,7 @@ fn export(
     if host.is_some() {
         anyhow::bail!("--host names a Parquet partition: it needs --format parquet");
     }
-    let conn = store::open_read_only(&index::db_path_or_default(db.as_deref())?)?;
+    let conn = open_read_only(db)?;
     match out {
         Some(path) => query::export_to_file(&conn, format, &path)?,
         None => query::export(&conn, format, w)?,
