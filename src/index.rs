@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::engine::{self, CHANNEL_BATCHES, Counters, EngineContext, EngineKind};
 use crate::scan::WalkOptions;
-use crate::store::writer::{Writer, WriterOptions, mark_missing};
+use crate::store::writer::{Writer, WriterOptions, mark_missing, record_scope};
 use crate::store::{self, Known, now_rfc3339};
 
 #[derive(Clone, Debug)]
@@ -51,6 +51,8 @@ pub struct Metrics {
     pub scan_secs: f64,
     /// Time the writer spent inside transactions.
     pub write_busy_secs: f64,
+    /// Rows the writer inserted or updated (none for an unchanged library).
+    pub rows_written: u64,
     /// Marking vanished files and logging the run.
     pub finish_secs: f64,
     pub transactions: u64,
@@ -175,6 +177,7 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
 
     let finish_started = Instant::now();
     let removed = mark_missing(&mut conn, &known, &seen, &problems.skipped_dirs)?;
+    record_scope(&mut conn, run_id, &roots, &problems.skipped_dirs)?;
     let elapsed = started.elapsed().as_secs_f64();
     let found = counters.found.load(Ordering::Relaxed);
     let errors = report.errors + problems.errors;
@@ -222,6 +225,7 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
             load_secs,
             scan_secs,
             write_busy_secs: report.busy.as_secs_f64(),
+            rows_written: report.rows_written,
             finish_secs,
             transactions: report.transactions,
             files_read: counters.read.load(Ordering::Relaxed),
@@ -301,8 +305,8 @@ pub fn print_summary(s: &Summary, metrics: bool) {
         println!("  load index     {:>9.3}s", m.load_secs);
         println!("  scan (engine)  {:>9.3}s", m.scan_secs);
         println!(
-            "  writer busy    {:>9.3}s in {} transactions",
-            m.write_busy_secs, m.transactions
+            "  writer busy    {:>9.3}s in {} transactions, {} rows written",
+            m.write_busy_secs, m.transactions, m.rows_written
         );
         println!("  finish         {:>9.3}s", m.finish_secs);
         println!("  files read     {:>9}", m.files_read);

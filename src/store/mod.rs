@@ -5,7 +5,6 @@ pub mod query;
 pub mod schema;
 pub mod writer;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -81,17 +80,29 @@ pub struct KnownFile {
     pub size: u64,
     pub mtime_ns: i64,
     pub active: bool,
+    /// Position in [`Known`]: the writer marks the file seen by it, in a bit set.
+    pub slot: u32,
 }
 
 /// Every indexed file under the roots of a run, keyed by raw path bytes.
+///
+/// Built for a million files and more: every path lives in one byte arena and a
+/// linear-probing table of slot numbers finds it, so a file costs its path plus about
+/// 50 bytes (a `HashMap<Box<[u8]>, _>` cost ~480 with its allocations).
 #[derive(Debug, Default)]
 pub struct Known {
-    pub files: HashMap<Box<[u8]>, KnownFile>,
+    arena: Vec<u8>,
+    /// End of each path in `arena`; a path starts where the previous one ends.
+    ends: Vec<u64>,
+    files: Vec<KnownFile>,
+    /// Slot + 1 of each path, 0 for an empty entry; the length is a power of two.
+    table: Vec<u32>,
 }
 
 impl Known {
     pub fn load(conn: &Connection, roots: &[PathBuf]) -> Result<Known> {
-        let mut files = HashMap::new();
+        let mut known = Known::default();
+        // Only what the decision needs, read without an allocation per row.
         let mut stmt = conn.prepare(
             "SELECT id, path_bytes, file_size, file_mtime, is_active FROM library_index
              WHERE path_bytes = ?1 OR (path_bytes >= ?2 AND path_bytes < ?3)",
@@ -99,28 +110,139 @@ impl Known {
         for root in roots {
             let exact = path_bytes(root).to_vec();
             let (lo, hi) = subtree_range(&exact);
-            let rows = stmt.query_map((&exact, &lo, &hi), |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(1)?,
-                    KnownFile {
-                        id: r.get(0)?,
-                        size: r.get::<_, i64>(2)? as u64,
-                        mtime_ns: r.get(3)?,
-                        active: r.get::<_, i64>(4)? != 0,
-                    },
-                ))
-            })?;
-            for row in rows {
-                let (p, k) = row?;
-                files.insert(p.into_boxed_slice(), k);
+            let mut rows = stmt.query((&exact, &lo, &hi))?;
+            while let Some(r) = rows.next()? {
+                let path = r.get_ref(1)?.as_blob()?;
+                // Overlapping roots list a file twice; it is one file.
+                if known.find(path).is_some() {
+                    continue;
+                }
+                known.push(
+                    path,
+                    r.get(0)?,
+                    r.get::<_, i64>(2)? as u64,
+                    r.get(3)?,
+                    r.get::<_, i64>(4)? != 0,
+                )?;
             }
         }
-        Ok(Known { files })
+        Ok(known)
+    }
+
+    fn push(&mut self, path: &[u8], id: i64, size: u64, mtime_ns: i64, active: bool) -> Result<()> {
+        let slot = u32::try_from(self.files.len())
+            .ok()
+            .filter(|&s| s < u32::MAX)
+            .context("more than four billion files under the roots of one run")?;
+        self.arena.extend_from_slice(path);
+        self.ends.push(self.arena.len() as u64);
+        self.files.push(KnownFile {
+            id,
+            size,
+            mtime_ns,
+            active,
+            slot,
+        });
+        // Keep the table at most half full: short probe sequences, 8 bytes a file.
+        if self.table.len() < 2 * self.files.len() {
+            self.rehash((2 * self.files.len()).next_power_of_two().max(1024));
+        } else {
+            self.place(slot);
+        }
+        Ok(())
+    }
+
+    fn rehash(&mut self, len: usize) {
+        self.table = vec![0; len];
+        for slot in 0..self.files.len() as u32 {
+            self.place(slot);
+        }
+    }
+
+    fn place(&mut self, slot: u32) {
+        let mask = self.table.len() - 1;
+        let mut i = hash_path(self.path(slot)) as usize & mask;
+        while self.table[i] != 0 {
+            i = (i + 1) & mask;
+        }
+        self.table[i] = slot + 1;
+    }
+
+    fn path(&self, slot: u32) -> &[u8] {
+        let s = slot as usize;
+        let start = if s == 0 { 0 } else { self.ends[s - 1] as usize };
+        &self.arena[start..self.ends[s] as usize]
+    }
+
+    fn find(&self, path: &[u8]) -> Option<u32> {
+        if self.table.is_empty() {
+            return None;
+        }
+        let mask = self.table.len() - 1;
+        let mut i = hash_path(path) as usize & mask;
+        loop {
+            match self.table[i] {
+                0 => return None,
+                e if self.path(e - 1) == path => return Some(e - 1),
+                _ => i = (i + 1) & mask,
+            }
+        }
     }
 
     pub fn get(&self, path: &Path) -> Option<&KnownFile> {
-        self.files.get(path_bytes(path))
+        self.find(path_bytes(path)).map(|s| &self.files[s as usize])
     }
+
+    /// Number of files known.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Every known file with its path bytes, in load order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &KnownFile)> {
+        self.files.iter().map(|k| (self.path(k.slot), k))
+    }
+}
+
+/// The known files a run has seen, one bit each.
+#[derive(Debug, Default, Clone)]
+pub struct Seen(Vec<u64>);
+
+impl Seen {
+    pub fn insert(&mut self, k: &KnownFile) {
+        let (w, b) = (k.slot as usize / 64, k.slot % 64);
+        if self.0.len() <= w {
+            self.0.resize(w + 1, 0);
+        }
+        self.0[w] |= 1 << b;
+    }
+
+    pub fn contains(&self, k: &KnownFile) -> bool {
+        let (w, b) = (k.slot as usize / 64, k.slot % 64);
+        self.0.get(w).is_some_and(|x| x & (1 << b) != 0)
+    }
+}
+
+/// A fast 64-bit hash of path bytes (eight bytes a step, multiply-mix): SipHash would
+/// cost more than the probe it serves, and paths are not chosen by an attacker.
+fn hash_path(p: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h = p.len() as u64 ^ K;
+    let mut chunks = p.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+        h = (h ^ w).wrapping_mul(K).rotate_left(29);
+    }
+    let mut last = [0u8; 8];
+    last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h ^ u64::from_le_bytes(last)).wrapping_mul(K);
+    h ^= h >> 32;
+    h = h.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    h ^ (h >> 29)
 }
 
 /// Byte range [lo, hi) of every path strictly below `dir`: `dir/` up to `dir0`
