@@ -181,6 +181,8 @@ enum MixArg {
     Music,
     /// Real files of 1–300 KB, for tests of file count.
     Small,
+    /// Real, tagged files of 2–8 KiB: a million fit on a small disk.
+    Tiny,
 }
 
 fn main() -> ExitCode {
@@ -335,6 +337,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mix = match mix {
                 MixArg::Music => Mix::Music,
                 MixArg::Small => Mix::Small,
+                MixArg::Tiny => Mix::Tiny,
             };
             let report = r#gen::generate(
                 &dir,

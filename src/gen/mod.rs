@@ -45,6 +45,9 @@ pub enum Mix {
     Music,
     /// Real files of 1–300 KB, for tests that care about file count rather than size.
     Small,
+    /// Real, tagged files of a few KiB (no cover art, a few frames of audio), so a
+    /// million of them fit on a small disk: the scale benchmark.
+    Tiny,
 }
 
 impl std::str::FromStr for Mix {
@@ -53,7 +56,8 @@ impl std::str::FromStr for Mix {
         match s {
             "music" => Ok(Mix::Music),
             "small" => Ok(Mix::Small),
-            _ => anyhow::bail!("unknown mix {s:?} (expected music or small)"),
+            "tiny" => Ok(Mix::Tiny),
+            _ => anyhow::bail!("unknown mix {s:?} (expected music, small or tiny)"),
         }
     }
 }
@@ -260,6 +264,8 @@ pub fn plan(opts: &GenOptions) -> Vec<FileSpec> {
                     // Log-uniform: most files small, a few near the top, like real
                     // test corpora, and 200k of them fit in about 10 GB.
                     Mix::Small => (1024f64 * 300f64.powf(rng.f64())) as u64,
+                    // 2–8 KiB, log-uniform.
+                    Mix::Tiny => (2048f64 * 4f64.powf(rng.f64())) as u64,
                 };
                 let corrupt = (rng.u32(..1000) < CORRUPT_PER_MILLE).then(|| {
                     if rng.bool() {
@@ -409,11 +415,11 @@ pub fn generate(dir: &Path, opts: &GenOptions) -> Result<GenReport> {
 /// The layout of one planned file (before any corruption is applied).
 fn layout(spec: &FileSpec, mix: Mix, templates: &Templates, covers: &CoverTemplates) -> Layout {
     let mut rng = Rng::with_seed(spec.seed);
-    let cover = spec.cover.map(|c| {
+    let cover = spec.cover.filter(|_| mix != Mix::Tiny).map(|c| {
         // Small files keep their art in proportion to their size.
         let bytes = match mix {
             Mix::Music => c.bytes,
-            Mix::Small => c.bytes.min(spec.target_bytes as usize / 3),
+            Mix::Small | Mix::Tiny => c.bytes.min(spec.target_bytes as usize / 3),
         };
         covers.build(c.kind, bytes, &mut Rng::with_seed(c.seed))
     });
@@ -426,6 +432,7 @@ fn layout(spec: &FileSpec, mix: Mix, templates: &Templates, covers: &CoverTempla
             rng.usize(..4096),
         ),
         Mix::Small => (Shape::Dense, rng.usize(..512)),
+        Mix::Tiny => (Shape::Dense, rng.usize(..64)),
     };
     let req = Request {
         tags: &spec.tags,

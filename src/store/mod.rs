@@ -259,3 +259,96 @@ pub fn subtree_range(dir: &[u8]) -> (Vec<u8>, Vec<u8>) {
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    fn random_path(rng: &mut fastrand::Rng, root: &[u8]) -> Vec<u8> {
+        let mut p = root.to_vec();
+        for _ in 0..rng.usize(1..4) {
+            p.push(b'/');
+            // Any byte but '/' and NUL, non-UTF-8 ones included.
+            for _ in 0..rng.usize(1..40) {
+                p.push(loop {
+                    let b = rng.u8(1..);
+                    if b != b'/' {
+                        break b;
+                    }
+                });
+            }
+        }
+        p
+    }
+
+    #[test]
+    fn known_finds_exactly_what_the_index_holds_under_the_roots() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut conn).unwrap();
+        let mut rng = fastrand::Rng::with_seed(10);
+        let mut want: HashMap<Vec<u8>, (i64, u64, i64, bool)> = HashMap::new();
+        let mut outside = Vec::new();
+        let mut insert = conn
+            .prepare(
+                "INSERT INTO library_index (path_bytes, file_path, filename, file_format,
+                    file_size, file_mtime, metadata_hash, indexed_at, last_verified, is_active)
+                 VALUES (?1, '', '', 'mp3', ?2, ?3, '', '', '', ?4)",
+            )
+            .unwrap();
+        for i in 0..20_000 {
+            let root: &[u8] = match i % 3 {
+                0 => b"/music/a",
+                1 => b"/music/b",
+                _ => b"/music/a b", // shares a prefix with a root, lies outside it
+            };
+            let p = random_path(&mut rng, root);
+            if want.contains_key(&p) || outside.contains(&p) {
+                continue;
+            }
+            let (size, mtime, active) = (rng.u64(..1 << 40), rng.i64(..), rng.bool());
+            insert.execute((&p, size as i64, mtime, active)).unwrap();
+            let id = conn.last_insert_rowid();
+            if i % 3 == 2 {
+                outside.push(p);
+            } else {
+                want.insert(p, (id, size, mtime, active));
+            }
+        }
+        drop(insert);
+        // The second root twice: overlapping roots list a file once.
+        let roots = ["/music/a", "/music/b", "/music/b/"].map(PathBuf::from);
+        let known = Known::load(&conn, &roots).unwrap();
+        assert_eq!(known.len(), want.len());
+        let mut seen = Seen::default();
+        for (p, &(id, size, mtime_ns, active)) in &want {
+            let k = known.get(Path::new(OsStr::from_bytes(p))).expect("known");
+            assert_eq!(
+                (k.id, k.size, k.mtime_ns, k.active),
+                (id, size, mtime_ns, active)
+            );
+            if id % 2 == 0 {
+                seen.insert(k);
+            }
+        }
+        for p in &outside {
+            assert!(known.get(Path::new(OsStr::from_bytes(p))).is_none());
+        }
+        for _ in 0..5000 {
+            let p = random_path(&mut rng, b"/music/a");
+            assert_eq!(
+                known.get(Path::new(OsStr::from_bytes(&p))).map(|k| k.id),
+                want.get(&p).map(|w| w.0)
+            );
+        }
+        let mut listed = 0;
+        for (p, k) in known.iter() {
+            assert_eq!(want[p].0, k.id);
+            assert_eq!(seen.contains(k), k.id % 2 == 0);
+            listed += 1;
+        }
+        assert_eq!(listed, want.len());
+    }
+}

@@ -174,7 +174,7 @@ pub enum ExportFormat {
 /// `path_bytes` is written as lower-case hex only when the path is not valid UTF-8;
 /// otherwise it is null and `file_path` is exact.
 pub fn export(conn: &Connection, format: ExportFormat, out: &mut dyn Write) -> Result<()> {
-    let mut stmt = conn.prepare("SELECT * FROM library_index ORDER BY path_bytes")?;
+    let mut stmt = conn.prepare("SELECT * FROM library_verified ORDER BY path_bytes")?;
     let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
     if format == ExportFormat::Csv {
         let header: Vec<String> = names.iter().map(|n| csv_field(n)).collect();
