@@ -270,7 +270,7 @@ mod tests {
     fn random_path(rng: &mut fastrand::Rng, root: &[u8]) -> Vec<u8> {
         let mut p = root.to_vec();
         for _ in 0..rng.usize(1..4) {
-            p.push(b'/');
+            p.extend_from_slice(b"/");
             // Any byte but '/' and NUL, non-UTF-8 ones included.
             for _ in 0..rng.usize(1..40) {
                 p.push(loop {
