@@ -146,15 +146,17 @@ enum Command {
     },
     /// Find posts on a music blog, keep the wanted genres, extract download links.
     Scrape(musicdex::scrape::ScrapeArgs),
-    /// Benchmark ceiling: read and MD5 the hashed bytes of every file, nothing else.
+    /// Benchmark floor: walk, then read and MD5 the hashed bytes of every file, nothing
+    /// else (no tags, no database). Bounds a full index, warm or cold.
     #[command(hide = true)]
     Roofline {
         library: Vec<PathBuf>,
         #[arg(long, value_name = "LIST")]
         ext: Option<String>,
-        /// Blocking reader threads.
-        #[arg(long, default_value_t = 64)]
-        io_threads: usize,
+        /// Blocking reader threads (default: one per core when a probe finds the library
+        /// in the page cache, 64 when it does not).
+        #[arg(long)]
+        io_threads: Option<usize>,
     },
     /// Generate a synthetic, seed-deterministic library for benchmarks and tests.
     GenLibrary {
