@@ -91,10 +91,11 @@ const UPSERT_SUFFIX: &str = " ON CONFLICT(path_bytes) DO UPDATE SET
         metadata_hash = excluded.metadata_hash, indexed_at = excluded.indexed_at,
         last_verified = excluded.last_verified, is_active = 1, error = excluded.error";
 
-/// A file the index held, read again: by rowid, no lookup through the path key. The
-/// path is rewritten too, as it was by the upsert (same bytes, same text).
+/// A file the index held, read again: by rowid, no lookup through the path key, and the
+/// path columns left alone (the row was found by that very path), so the unique path
+/// index is not touched.
 const UPDATE: &str = "UPDATE library_index SET
-        path_bytes = ?1, file_path = ?2, filename = ?3, artist = ?4, title = ?5, album = ?6,
+        artist = ?4, title = ?5, album = ?6,
         album_artist = ?7, track_number = ?8, year = ?9, genre = ?10, duration = ?11,
         bitrate = ?12, sample_rate = ?13, channels = ?14, file_format = ?15, file_size = ?16,
         file_mtime = ?17, file_content_hash = ?18, metadata_hash = ?19, indexed_at = ?20,
