@@ -217,6 +217,10 @@ const COVER_PERCENT: u32 = 60;
 pub fn plan(opts: &GenOptions) -> Vec<FileSpec> {
     let mut rng = Rng::with_seed(opts.seed);
     let mut artists = HashSet::new();
+    // Every compilation shares the "Various Artists" folder, so their titles must differ
+    // across the whole library (a million files repeated one).
+    let mut compilations = HashSet::new();
+    let mut planned = HashSet::new();
     let mut songs: HashMap<String, HashSet<String>> = HashMap::new();
     let mut out = Vec::with_capacity(opts.files);
     let total_share: u32 = Format::ALL.iter().map(|f| f.share()).sum();
@@ -233,7 +237,12 @@ pub fn plan(opts: &GenOptions) -> Vec<FileSpec> {
         let albums = if compilation { 1 } else { rng.u32(1..=4) };
         let mut album_titles = HashSet::new();
         for _ in 0..albums {
-            let album = names::album(&mut rng, &mut album_titles);
+            let titles = if compilation {
+                &mut compilations
+            } else {
+                &mut album_titles
+            };
+            let album = names::album(&mut rng, titles);
             let year = rng.u32(1960..=2024);
             let tracks = rng.u32(6..=14).min((opts.files - out.len()) as u32);
             let cover = (rng.u32(..100) < COVER_PERCENT).then(|| CoverSpec {
@@ -280,8 +289,16 @@ pub fn plan(opts: &GenOptions) -> Vec<FileSpec> {
                     names::path_component(&title),
                     format.extension()
                 );
+                // Names that differ only where path_component folds them: a number
+                // keeps every planned file.
+                let mut path = dir.join(&name);
+                let mut n = 2;
+                while !planned.insert(path.clone()) {
+                    path = dir.join(format!("{n} {name}"));
+                    n += 1;
+                }
                 out.push(FileSpec {
-                    path: dir.join(name),
+                    path,
                     format,
                     tags: TrackTags {
                         artist,
