@@ -13,7 +13,7 @@ use crate::engine::{self, CHANNEL_BATCHES, Counters, EngineContext, EngineKind};
 use crate::scan::WalkOptions;
 use crate::store::writer::{
     Candidate, MaxRemoved, RootState, Writer, WriterOptions, mark_inactive, missing_candidates,
-    removal_policy,
+    record_scope, removal_policy,
 };
 use crate::store::{self, Known, now_rfc3339};
 
@@ -59,6 +59,8 @@ pub struct Metrics {
     pub scan_secs: f64,
     /// Time the writer spent inside transactions.
     pub write_busy_secs: f64,
+    /// Rows the writer inserted or updated (none for an unchanged library).
+    pub rows_written: u64,
     /// Marking vanished files and logging the run.
     pub finish_secs: f64,
     pub transactions: u64,
@@ -139,7 +141,7 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
                 .spawn_scoped(s, || {
                     // The files the index holds under these roots: the likely total until
                     // the walk has listed everything.
-                    let expected = known.files.values().filter(|k| k.active).count() as u64;
+                    let expected = known.iter().filter(|(_, k)| k.active).count() as u64;
                     progress_loop(&counters, &written, &done, expected)
                 });
         }
@@ -202,6 +204,7 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
     mark_inactive(&mut conn, &decision.remove)?;
     let removed = decision.remove.len() as u64;
     record_devices(&conn, &root_states, &decision.accepted_roots, run_id)?;
+    record_scope(&mut conn, run_id, &roots, &problems.skipped_dirs)?;
     let elapsed = started.elapsed().as_secs_f64();
     let found = counters.found.load(Ordering::Relaxed);
     let errors = report.errors + problems.errors;
@@ -251,6 +254,7 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
             load_secs,
             scan_secs,
             write_busy_secs: report.busy.as_secs_f64(),
+            rows_written: report.rows_written,
             finish_secs,
             transactions: report.transactions,
             files_read: counters.read.load(Ordering::Relaxed),
@@ -342,7 +346,7 @@ fn root_states(
         })
         .collect();
     let trees: Vec<store::Subtree> = roots.iter().map(|r| store::Subtree::new(r)).collect();
-    for (path, k) in &known.files {
+    for (path, k) in known.iter() {
         if !k.active {
             continue;
         }
@@ -560,8 +564,8 @@ pub fn print_summary(
         writeln!(out, "  walk+read+parse    {:>9.3}s", m.scan_secs)?;
         writeln!(
             out,
-            "  writer busy        {:>9.3}s in {} transactions",
-            m.write_busy_secs, m.transactions
+            "  writer busy        {:>9.3}s in {} transactions, {} rows written",
+            m.write_busy_secs, m.transactions, m.rows_written
         )?;
         writeln!(out, "  mark removed, log  {:>9.3}s", m.finish_secs)?;
         writeln!(out, "  files opened       {:>9}", m.files_read)?;

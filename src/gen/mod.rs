@@ -46,6 +46,9 @@ pub enum Mix {
     Music,
     /// Real files of 1–300 KB, for tests that care about file count rather than size.
     Small,
+    /// Real, tagged files of a few KiB (no cover art, a few frames of audio), so a
+    /// million of them fit on a small disk: the scale benchmark.
+    Tiny,
 }
 
 impl std::str::FromStr for Mix {
@@ -54,7 +57,8 @@ impl std::str::FromStr for Mix {
         match s {
             "music" => Ok(Mix::Music),
             "small" => Ok(Mix::Small),
-            _ => anyhow::bail!("unknown mix {s:?} (expected music or small)"),
+            "tiny" => Ok(Mix::Tiny),
+            _ => anyhow::bail!("unknown mix {s:?} (expected music, small or tiny)"),
         }
     }
 }
@@ -214,6 +218,10 @@ const COVER_PERCENT: u32 = 60;
 pub fn plan(opts: &GenOptions) -> Vec<FileSpec> {
     let mut rng = Rng::with_seed(opts.seed);
     let mut artists = HashSet::new();
+    // Every compilation shares the "Various Artists" folder, so their titles must differ
+    // across the whole library (a million files repeated one).
+    let mut compilations = HashSet::new();
+    let mut planned = HashSet::new();
     let mut songs: HashMap<String, HashSet<String>> = HashMap::new();
     let mut out = Vec::with_capacity(opts.files);
     let total_share: u32 = Format::ALL.iter().map(|f| f.share()).sum();
@@ -230,7 +238,12 @@ pub fn plan(opts: &GenOptions) -> Vec<FileSpec> {
         let albums = if compilation { 1 } else { rng.u32(1..=4) };
         let mut album_titles = HashSet::new();
         for _ in 0..albums {
-            let album = names::album(&mut rng, &mut album_titles);
+            let titles = if compilation {
+                &mut compilations
+            } else {
+                &mut album_titles
+            };
+            let album = names::album(&mut rng, titles);
             let year = rng.u32(1960..=2024);
             let tracks = rng.u32(6..=14).min((opts.files - out.len()) as u32);
             let cover = (rng.u32(..100) < COVER_PERCENT).then(|| CoverSpec {
@@ -261,6 +274,8 @@ pub fn plan(opts: &GenOptions) -> Vec<FileSpec> {
                     // Log-uniform: most files small, a few near the top, like real
                     // test corpora, and 200k of them fit in about 10 GB.
                     Mix::Small => (1024f64 * 300f64.powf(rng.f64())) as u64,
+                    // 2–8 KiB, log-uniform.
+                    Mix::Tiny => (2048f64 * 4f64.powf(rng.f64())) as u64,
                 };
                 let corrupt = (rng.u32(..1000) < CORRUPT_PER_MILLE).then(|| {
                     if rng.bool() {
@@ -275,8 +290,16 @@ pub fn plan(opts: &GenOptions) -> Vec<FileSpec> {
                     names::path_component(&title),
                     format.extension()
                 );
+                // Names that differ only where path_component folds them: a number
+                // keeps every planned file.
+                let mut path = dir.join(&name);
+                let mut n = 2;
+                while !planned.insert(path.clone()) {
+                    path = dir.join(format!("{n} {name}"));
+                    n += 1;
+                }
                 out.push(FileSpec {
-                    path: dir.join(name),
+                    path,
                     format,
                     tags: TrackTags {
                         artist,
@@ -410,11 +433,11 @@ pub fn generate(dir: &Path, opts: &GenOptions) -> Result<GenReport> {
 /// The layout of one planned file (before any corruption is applied).
 fn layout(spec: &FileSpec, mix: Mix, templates: &Templates, covers: &CoverTemplates) -> Layout {
     let mut rng = Rng::with_seed(spec.seed);
-    let cover = spec.cover.map(|c| {
+    let cover = spec.cover.filter(|_| mix != Mix::Tiny).map(|c| {
         // Small files keep their art in proportion to their size.
         let bytes = match mix {
             Mix::Music => c.bytes,
-            Mix::Small => c.bytes.min(spec.target_bytes as usize / 3),
+            Mix::Small | Mix::Tiny => c.bytes.min(spec.target_bytes as usize / 3),
         };
         covers.build(c.kind, bytes, &mut Rng::with_seed(c.seed))
     });
@@ -427,6 +450,7 @@ fn layout(spec: &FileSpec, mix: Mix, templates: &Templates, covers: &CoverTempla
             rng.usize(..4096),
         ),
         Mix::Small => (Shape::Dense, rng.usize(..512)),
+        Mix::Tiny => (Shape::Dense, rng.usize(..64)),
     };
     let req = Request {
         tags: &spec.tags,

@@ -6,7 +6,6 @@ pub mod query;
 pub mod schema;
 pub mod writer;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -182,17 +181,29 @@ pub struct KnownFile {
     /// The last read failed at stat, open or read (permissions, I/O): read it again even
     /// when size and mtime are unchanged, since fixing the cause (chmod) leaves them be.
     pub retry: bool,
+    /// Position in [`Known`]: the writer marks the file seen by it, in a bit set.
+    pub slot: u32,
 }
 
 /// Every indexed file under the roots of a run, keyed by raw path bytes.
+///
+/// Built for a million files and more: every path lives in one byte arena and a
+/// linear-probing table of slot numbers finds it, so a file costs its path plus about
+/// 50 bytes (a `HashMap<Box<[u8]>, _>` cost ~480 with its allocations).
 #[derive(Debug, Default)]
 pub struct Known {
-    pub files: HashMap<Box<[u8]>, KnownFile>,
+    arena: Vec<u8>,
+    /// End of each path in `arena`; a path starts where the previous one ends.
+    ends: Vec<u64>,
+    files: Vec<KnownFile>,
+    /// Slot + 1 of each path, 0 for an empty entry; the length is a power of two.
+    table: Vec<u32>,
 }
 
 impl Known {
     pub fn load(conn: &Connection, roots: &[PathBuf]) -> Result<Known> {
-        let mut files = HashMap::new();
+        let mut known = Known::default();
+        // Only what the decision needs, read without an allocation per row.
         let mut stmt = conn.prepare(
             "SELECT id, path_bytes, file_size, file_mtime, is_active,
                  error IS NOT NULL AND (error LIKE 'stat: %' OR error LIKE 'open: %'
@@ -203,29 +214,149 @@ impl Known {
         for root in roots {
             let exact = path_bytes(root).to_vec();
             let (lo, hi) = subtree_range(&exact);
-            let rows = stmt.query_map((&exact, &lo, &hi), |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(1)?,
-                    KnownFile {
-                        id: r.get(0)?,
-                        size: r.get::<_, i64>(2)? as u64,
-                        mtime_ns: r.get(3)?,
-                        active: r.get::<_, i64>(4)? != 0,
-                        retry: r.get::<_, i64>(5)? != 0,
-                    },
-                ))
-            })?;
-            for row in rows {
-                let (p, k) = row?;
-                files.insert(p.into_boxed_slice(), k);
+            let mut rows = stmt.query((&exact, &lo, &hi))?;
+            while let Some(r) = rows.next()? {
+                let path = r.get_ref(1)?.as_blob()?;
+                // Overlapping roots list a file twice; it is one file.
+                if known.find(path).is_some() {
+                    continue;
+                }
+                known.push(
+                    path,
+                    r.get(0)?,
+                    r.get::<_, i64>(2)? as u64,
+                    r.get(3)?,
+                    r.get::<_, i64>(4)? != 0,
+                    r.get::<_, i64>(5)? != 0,
+                )?;
             }
         }
-        Ok(Known { files })
+        Ok(known)
+    }
+
+    fn push(
+        &mut self,
+        path: &[u8],
+        id: i64,
+        size: u64,
+        mtime_ns: i64,
+        active: bool,
+        retry: bool,
+    ) -> Result<()> {
+        let slot = u32::try_from(self.files.len())
+            .ok()
+            .filter(|&s| s < u32::MAX)
+            .context("more than four billion files under the roots of one run")?;
+        self.arena.extend_from_slice(path);
+        self.ends.push(self.arena.len() as u64);
+        self.files.push(KnownFile {
+            id,
+            size,
+            mtime_ns,
+            active,
+            retry,
+            slot,
+        });
+        // Keep the table at most half full: short probe sequences, 8 bytes a file.
+        if self.table.len() < 2 * self.files.len() {
+            self.rehash((2 * self.files.len()).next_power_of_two().max(1024));
+        } else {
+            self.place(slot);
+        }
+        Ok(())
+    }
+
+    fn rehash(&mut self, len: usize) {
+        self.table = vec![0; len];
+        for slot in 0..self.files.len() as u32 {
+            self.place(slot);
+        }
+    }
+
+    fn place(&mut self, slot: u32) {
+        let mask = self.table.len() - 1;
+        let mut i = hash_path(self.path(slot)) as usize & mask;
+        while self.table[i] != 0 {
+            i = (i + 1) & mask;
+        }
+        self.table[i] = slot + 1;
+    }
+
+    fn path(&self, slot: u32) -> &[u8] {
+        let s = slot as usize;
+        let start = if s == 0 { 0 } else { self.ends[s - 1] as usize };
+        &self.arena[start..self.ends[s] as usize]
+    }
+
+    fn find(&self, path: &[u8]) -> Option<u32> {
+        if self.table.is_empty() {
+            return None;
+        }
+        let mask = self.table.len() - 1;
+        let mut i = hash_path(path) as usize & mask;
+        loop {
+            match self.table[i] {
+                0 => return None,
+                e if self.path(e - 1) == path => return Some(e - 1),
+                _ => i = (i + 1) & mask,
+            }
+        }
     }
 
     pub fn get(&self, path: &Path) -> Option<&KnownFile> {
-        self.files.get(path_bytes(path))
+        self.find(path_bytes(path)).map(|s| &self.files[s as usize])
     }
+
+    /// Number of files known.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Every known file with its path bytes, in load order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &KnownFile)> {
+        self.files.iter().map(|k| (self.path(k.slot), k))
+    }
+}
+
+/// The known files a run has seen, one bit each.
+#[derive(Debug, Default, Clone)]
+pub struct Seen(Vec<u64>);
+
+impl Seen {
+    pub fn insert(&mut self, k: &KnownFile) {
+        let (w, b) = (k.slot as usize / 64, k.slot % 64);
+        if self.0.len() <= w {
+            self.0.resize(w + 1, 0);
+        }
+        self.0[w] |= 1 << b;
+    }
+
+    pub fn contains(&self, k: &KnownFile) -> bool {
+        let (w, b) = (k.slot as usize / 64, k.slot % 64);
+        self.0.get(w).is_some_and(|x| x & (1 << b) != 0)
+    }
+}
+
+/// A fast 64-bit hash of path bytes (eight bytes a step, multiply-mix): SipHash would
+/// cost more than the probe it serves, and paths are not chosen by an attacker.
+fn hash_path(p: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h = p.len() as u64 ^ K;
+    let mut chunks = p.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+        h = (h ^ w).wrapping_mul(K).rotate_left(29);
+    }
+    let mut last = [0u8; 8];
+    last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h ^ u64::from_le_bytes(last)).wrapping_mul(K);
+    h ^= h >> 32;
+    h = h.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    h ^ (h >> 29)
 }
 
 /// A path and everything below it, matched on raw path bytes.
@@ -261,4 +392,97 @@ pub fn subtree_range(dir: &[u8]) -> (Vec<u8>, Vec<u8>) {
 
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    fn random_path(rng: &mut fastrand::Rng, root: &[u8]) -> Vec<u8> {
+        let mut p = root.to_vec();
+        for _ in 0..rng.usize(1..4) {
+            p.extend_from_slice(b"/");
+            // Any byte but '/' and NUL, non-UTF-8 ones included.
+            for _ in 0..rng.usize(1..40) {
+                p.push(loop {
+                    let b = rng.u8(1..);
+                    if b != b'/' {
+                        break b;
+                    }
+                });
+            }
+        }
+        p
+    }
+
+    #[test]
+    fn known_finds_exactly_what_the_index_holds_under_the_roots() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut conn).unwrap();
+        let mut rng = fastrand::Rng::with_seed(10);
+        let mut want: HashMap<Vec<u8>, (i64, u64, i64, bool)> = HashMap::new();
+        let mut outside = Vec::new();
+        let mut insert = conn
+            .prepare(
+                "INSERT INTO library_index (path_bytes, file_path, filename, file_format,
+                    file_size, file_mtime, metadata_hash, indexed_at, last_verified, is_active)
+                 VALUES (?1, '', '', 'mp3', ?2, ?3, '', '', '', ?4)",
+            )
+            .unwrap();
+        for i in 0..20_000 {
+            let root: &[u8] = match i % 3 {
+                0 => b"/music/a",
+                1 => b"/music/b",
+                _ => b"/music/a b", // shares a prefix with a root, lies outside it
+            };
+            let p = random_path(&mut rng, root);
+            if want.contains_key(&p) || outside.contains(&p) {
+                continue;
+            }
+            let (size, mtime, active) = (rng.u64(..1 << 40), rng.i64(..), rng.bool());
+            insert.execute((&p, size as i64, mtime, active)).unwrap();
+            let id = conn.last_insert_rowid();
+            if i % 3 == 2 {
+                outside.push(p);
+            } else {
+                want.insert(p, (id, size, mtime, active));
+            }
+        }
+        drop(insert);
+        // The second root twice: overlapping roots list a file once.
+        let roots = ["/music/a", "/music/b", "/music/b/"].map(PathBuf::from);
+        let known = Known::load(&conn, &roots).unwrap();
+        assert_eq!(known.len(), want.len());
+        let mut seen = Seen::default();
+        for (p, &(id, size, mtime_ns, active)) in &want {
+            let k = known.get(Path::new(OsStr::from_bytes(p))).expect("known");
+            assert_eq!(
+                (k.id, k.size, k.mtime_ns, k.active),
+                (id, size, mtime_ns, active)
+            );
+            if id % 2 == 0 {
+                seen.insert(k);
+            }
+        }
+        for p in &outside {
+            assert!(known.get(Path::new(OsStr::from_bytes(p))).is_none());
+        }
+        for _ in 0..5000 {
+            let p = random_path(&mut rng, b"/music/a");
+            assert_eq!(
+                known.get(Path::new(OsStr::from_bytes(&p))).map(|k| k.id),
+                want.get(&p).map(|w| w.0)
+            );
+        }
+        let mut listed = 0;
+        for (p, k) in known.iter() {
+            assert_eq!(want[p].0, k.id);
+            assert_eq!(seen.contains(k), k.id % 2 == 0);
+            listed += 1;
+        }
+        assert_eq!(listed, want.len());
+    }
 }

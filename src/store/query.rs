@@ -197,7 +197,7 @@ pub fn export(conn: &Connection, format: ExportFormat, out: &mut dyn Write) -> R
     if format == ExportFormat::Parquet {
         anyhow::bail!("Parquet is not a stream: it is written into a dataset folder (--out DIR)");
     }
-    let mut stmt = conn.prepare("SELECT * FROM library_index ORDER BY path_bytes")?;
+    let mut stmt = conn.prepare("SELECT * FROM library_verified ORDER BY path_bytes")?;
     let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
     if format == ExportFormat::Csv {
         let header: Vec<String> = names.iter().map(|n| csv_field(n)).collect();

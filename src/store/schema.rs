@@ -104,9 +104,121 @@ pub const MIGRATIONS: &[&str] = &[
         last_run   INTEGER
     );
     ALTER TABLE library_stats ADD COLUMN pid INTEGER;",
+    // 5: at the scale of real libraries. `idx_library_file_path` duplicated the unique
+    // `path_bytes` key on every insert. An unchanged file is no longer rewritten on each
+    // run: a complete run records its roots (and the directories it could not read) in
+    // `run_scope`, and `library_verified` (every column of `library_index`) derives
+    // `last_verified` from them: the replaced tool's `last_verified` queries read the
+    // view. `pending_indexes` holds the secondary indexes a first load dropped until they
+    // are built again, so a killed load gets them back on the next open.
+    "DROP INDEX idx_library_file_path;
+    CREATE TABLE run_scope (
+        run_id     INTEGER NOT NULL REFERENCES library_stats(id),
+        kind       TEXT    NOT NULL CHECK (kind IN ('root', 'skipped')),
+        path_bytes BLOB    NOT NULL,
+        lo         BLOB    NOT NULL,
+        hi         BLOB    NOT NULL
+    );
+    CREATE INDEX idx_run_scope_run ON run_scope(run_id);
+    CREATE TABLE pending_indexes (
+        name TEXT PRIMARY KEY,
+        sql  TEXT NOT NULL
+    );
+    CREATE VIEW library_verified AS
+    SELECT
+        l.id,
+        l.path_bytes,
+        l.file_path,
+        l.filename,
+        l.artist,
+        l.title,
+        l.album,
+        l.album_artist,
+        l.track_number,
+        l.year,
+        l.genre,
+        l.duration,
+        l.bitrate,
+        l.sample_rate,
+        l.channels,
+        l.file_format,
+        l.file_size,
+        l.file_mtime,
+        l.file_content_hash,
+        l.metadata_hash,
+        l.indexed_at,
+        max(l.last_verified, coalesce((
+            SELECT max(s.started_at) FROM run_scope r JOIN library_stats s ON s.id = r.run_id
+            WHERE l.is_active = 1 AND r.kind = 'root' AND s.status = 'complete'
+              AND (l.path_bytes = r.path_bytes
+                   OR (l.path_bytes >= r.lo AND l.path_bytes < r.hi))
+              AND NOT EXISTS (
+                  SELECT 1 FROM run_scope k WHERE k.run_id = r.run_id AND k.kind = 'skipped'
+                    AND (l.path_bytes = k.path_bytes
+                         OR (l.path_bytes >= k.lo AND l.path_bytes < k.hi)))
+        ), '')) AS last_verified,
+        l.is_active,
+        l.error
+    FROM library_index l;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Drop the secondary indexes of `library_index` for a bulk load, remembering each one
+/// in `pending_indexes` in the same transaction.
+pub fn drop_secondary_indexes(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "BEGIN IMMEDIATE;
+        INSERT OR REPLACE INTO pending_indexes (name, sql)
+            SELECT name, sql FROM sqlite_master
+            WHERE type = 'index' AND tbl_name = 'library_index' AND sql IS NOT NULL;",
+    )?;
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM pending_indexes")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for name in names {
+        let quoted = name.replace('"', "\"\"");
+        if let Err(e) = conn.execute_batch(&format!("DROP INDEX IF EXISTS \"{quoted}\"")) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+    }
+    conn.execute_batch("COMMIT")?;
+    Ok(())
+}
+
+/// Build every index a bulk load dropped (no-op when none is pending).
+pub fn restore_secondary_indexes(conn: &Connection) -> Result<()> {
+    let pending: Vec<(String, String)> = conn
+        .prepare("SELECT name, sql FROM pending_indexes")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let built = pending.iter().try_for_each(|(name, sql)| {
+        let exists: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?1)",
+            [name],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            conn.execute_batch(sql)?;
+        }
+        conn.execute("DELETE FROM pending_indexes WHERE name = ?1", [name])?;
+        Ok::<_, rusqlite::Error>(())
+    });
+    match built {
+        Ok(()) => conn.execute_batch("COMMIT")?,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e).context("rebuilding the indexes of an interrupted first load");
+        }
+    }
+    Ok(())
+}
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -123,5 +235,6 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
     }
+    restore_secondary_indexes(conn)?;
     Ok(())
 }

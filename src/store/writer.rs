@@ -2,7 +2,6 @@
 //! transactions with prepared statements, so SQLite is never the bottleneck and a killed
 //! run leaves only whole batches behind.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +11,7 @@ use anyhow::Result;
 use crossbeam_channel::Receiver;
 use rusqlite::{Connection, params};
 
-use super::{Known, KnownFile, Subtree, now_rfc3339};
+use super::{Known, KnownFile, Seen, Subtree, now_rfc3339, schema, subtree_range};
 use crate::media::FileRecord;
 use crate::media::record::path_bytes;
 use crate::scan::ExtFilter;
@@ -25,7 +24,8 @@ pub enum Change {
         record: Box<FileRecord>,
         known: Option<KnownFile>,
     },
-    /// Size and mtime match the index: only confirm it is still there.
+    /// Size and mtime match the index: the run saw it, and an active row needs no write
+    /// (the run's scope in `run_scope` is the evidence; see `library_verified`).
     Unchanged { known: KnownFile },
 }
 
@@ -39,6 +39,9 @@ pub struct WriterOptions {
     /// The replaced tool's pipeline (one transaction per file, rollback journal,
     /// synchronous=FULL); only benchmarks use it, as the baseline it is.
     pub legacy_per_file_commit: bool,
+    /// Into an empty index, build the secondary indexes once after the rows are in
+    /// (one sorted build instead of a million random inserts).
+    pub defer_indexes: bool,
 }
 
 impl Default for WriterOptions {
@@ -47,6 +50,7 @@ impl Default for WriterOptions {
             batch_rows: 4096,
             max_batch_age: Duration::from_secs(2),
             legacy_per_file_commit: false,
+            defer_indexes: true,
         }
     }
 }
@@ -59,16 +63,24 @@ pub struct WriterReport {
     pub errors: u64,
     pub transactions: u64,
     pub busy: Duration,
+    /// Rows inserted or updated: zero for a re-index of an unchanged library.
+    pub rows_written: u64,
+    /// Secondary indexes were dropped for a first load and built after it.
+    pub deferred_indexes: bool,
 }
 
-const UPSERT: &str = "INSERT INTO library_index (
+/// A file the index did not hold when the run started.
+const INSERT: &str = "INSERT INTO library_index (
         path_bytes, file_path, filename, artist, title, album, album_artist, track_number,
         year, genre, duration, bitrate, sample_rate, channels, file_format, file_size,
         file_mtime, file_content_hash, metadata_hash, indexed_at, last_verified, is_active,
         error)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-        ?18, ?19, ?20, ?20, 1, ?21)
-    ON CONFLICT(path_bytes) DO UPDATE SET
+        ?18, ?19, ?20, ?20, 1, ?21)";
+
+/// The same, should another process have indexed the path since the run loaded what the
+/// index knew: the row is replaced, never duplicated, and the run goes on.
+const UPSERT_SUFFIX: &str = " ON CONFLICT(path_bytes) DO UPDATE SET
         file_path = excluded.file_path, filename = excluded.filename,
         artist = excluded.artist, title = excluded.title, album = excluded.album,
         album_artist = excluded.album_artist, track_number = excluded.track_number,
@@ -80,13 +92,25 @@ const UPSERT: &str = "INSERT INTO library_index (
         metadata_hash = excluded.metadata_hash, indexed_at = excluded.indexed_at,
         last_verified = excluded.last_verified, is_active = 1, error = excluded.error";
 
-const CONFIRM: &str = "UPDATE library_index SET last_verified = ?1, is_active = 1 WHERE id = ?2";
+/// A file the index held, read again: by rowid, no lookup through the path key, and the
+/// path columns left alone (the row was found by that very path), so the unique path
+/// index is not touched.
+const UPDATE: &str = "UPDATE library_index SET
+        artist = ?4, title = ?5, album = ?6,
+        album_artist = ?7, track_number = ?8, year = ?9, genre = ?10, duration = ?11,
+        bitrate = ?12, sample_rate = ?13, channels = ?14, file_format = ?15, file_size = ?16,
+        file_mtime = ?17, file_content_hash = ?18, metadata_hash = ?19, indexed_at = ?20,
+        last_verified = ?20, is_active = 1, error = ?21
+    WHERE id = ?22";
+
+/// An unchanged file that had been marked missing is back.
+const REACTIVATE: &str = "UPDATE library_index SET last_verified = ?1, is_active = 1 WHERE id = ?2";
 
 pub struct Writer {
     conn: Connection,
     opts: WriterOptions,
     report: WriterReport,
-    seen: HashSet<i64>,
+    seen: Seen,
     written: Arc<AtomicU64>,
 }
 
@@ -102,20 +126,28 @@ impl Writer {
             );
             conn.pragma_update(None, "synchronous", "FULL")?;
         }
+        let mut report = WriterReport::default();
+        if opts.defer_indexes && !opts.legacy_per_file_commit {
+            let empty: bool =
+                conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM library_index)", [], |r| {
+                    r.get(0)
+                })?;
+            if empty {
+                schema::drop_secondary_indexes(&conn)?;
+                report.deferred_indexes = true;
+            }
+        }
         Ok(Writer {
             conn,
             opts,
-            report: WriterReport::default(),
-            seen: HashSet::new(),
+            report,
+            seen: Seen::default(),
             written,
         })
     }
 
     /// Drain the channel until every engine thread has hung up.
-    pub fn run(
-        mut self,
-        rx: Receiver<Vec<Change>>,
-    ) -> Result<(Connection, WriterReport, HashSet<i64>)> {
+    pub fn run(mut self, rx: Receiver<Vec<Change>>) -> Result<(Connection, WriterReport, Seen)> {
         let now = now_rfc3339();
         let per_tx = if self.opts.legacy_per_file_commit {
             1
@@ -153,6 +185,12 @@ impl Writer {
             }
         }
         self.commit(&mut pending, &now)?;
+        if self.report.deferred_indexes {
+            // Inside the writer's time: building them is part of what the load costs.
+            let started = Instant::now();
+            schema::restore_secondary_indexes(&self.conn)?;
+            self.report.busy += started.elapsed();
+        }
         Ok((self.conn, self.report, self.seen))
     }
 
@@ -163,65 +201,74 @@ impl Writer {
         let started = Instant::now();
         let n = pending.len() as u64;
         let tx = self.conn.transaction()?;
+        let before = tx.total_changes();
         {
-            let mut upsert = tx.prepare_cached(UPSERT)?;
-            let mut confirm = tx.prepare_cached(CONFIRM)?;
+            let mut insert = tx.prepare_cached(INSERT)?;
+            let mut update = tx.prepare_cached(UPDATE)?;
+            let mut reactivate = tx.prepare_cached(REACTIVATE)?;
             for change in pending.drain(..) {
                 match change {
                     Change::Record { record, known } => {
                         let r = &*record;
                         let t = &r.tags;
-                        upsert.execute(params![
-                            path_bytes(&r.path),
-                            r.path.to_string_lossy(),
-                            r.filename(),
-                            t.artist,
-                            t.title,
-                            t.album,
-                            t.album_artist,
-                            t.track_number,
-                            t.year,
-                            t.genre,
-                            t.duration,
-                            t.bitrate,
-                            t.sample_rate,
-                            t.channels,
-                            r.format,
-                            r.stat.size as i64,
-                            r.stat.mtime_ns,
-                            r.content_hash,
-                            r.metadata_hash,
-                            now,
-                            r.error,
-                        ])?;
+                        let path = r.path.to_string_lossy();
+                        let filename = r.filename();
+                        let size = r.stat.size as i64;
+                        macro_rules! row {
+                            ($($extra:expr),*) => {
+                                params![
+                                    path_bytes(&r.path), path, filename, t.artist, t.title,
+                                    t.album, t.album_artist, t.track_number, t.year, t.genre,
+                                    t.duration, t.bitrate, t.sample_rate, t.channels, r.format,
+                                    size, r.stat.mtime_ns, r.content_hash, r.metadata_hash, now,
+                                    r.error $(, $extra)*
+                                ]
+                            };
+                        }
                         match known {
                             Some(k) => {
-                                self.seen.insert(k.id);
+                                update.execute(row!(k.id))?;
+                                self.seen.insert(&k);
                                 if k.active {
                                     self.report.updated += 1;
                                 } else {
                                     self.report.added += 1;
                                 }
                             }
-                            None => self.report.added += 1,
+                            None => {
+                                match insert.execute(row!()) {
+                                    Err(rusqlite::Error::SqliteFailure(e, _))
+                                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                                    {
+                                        let sql = format!("{INSERT}{UPSERT_SUFFIX}");
+                                        tx.prepare_cached(&sql)?.execute(row!())?;
+                                    }
+                                    other => {
+                                        other?;
+                                    }
+                                }
+                                self.report.added += 1;
+                            }
                         }
                         if r.error.is_some() {
                             self.report.errors += 1;
                         }
                     }
                     Change::Unchanged { known } => {
-                        confirm.execute(params![now, known.id])?;
-                        self.seen.insert(known.id);
+                        self.seen.insert(&known);
                         if known.active {
                             self.report.unchanged += 1;
                         } else {
+                            reactivate.execute(params![now, known.id])?;
                             self.report.added += 1;
                         }
                     }
                 }
             }
         }
+        let changed = tx.total_changes() - before;
         tx.commit()?;
+        self.report.rows_written += changed;
         self.report.transactions += 1;
         self.report.busy += started.elapsed();
         self.written.fetch_add(n, Ordering::Relaxed);
@@ -360,15 +407,15 @@ pub fn removal_policy(
 /// still there was not looked for: a symlinked path not followed this time, say).
 pub fn missing_candidates(
     known: &Known,
-    seen: &HashSet<i64>,
+    seen: &Seen,
     skipped_dirs: &[PathBuf],
     filter: &ExtFilter,
 ) -> Vec<Candidate> {
     use std::os::unix::ffi::OsStrExt;
     let skipped: Vec<Subtree> = skipped_dirs.iter().map(|d| Subtree::new(d)).collect();
     let mut out = Vec::new();
-    for (path, k) in &known.files {
-        if !k.active || seen.contains(&k.id) {
+    for (path, k) in known.iter() {
+        if !k.active || seen.contains(k) {
             continue;
         }
         let p: &[u8] = path;
@@ -381,7 +428,7 @@ pub fn missing_candidates(
         }
         out.push(Candidate {
             id: k.id,
-            path: path.clone(),
+            path: path.into(),
         });
     }
     out
@@ -404,7 +451,7 @@ pub fn mark_inactive(conn: &mut Connection, ids: &[i64]) -> Result<u64> {
 pub fn mark_missing(
     conn: &mut Connection,
     known: &Known,
-    seen: &HashSet<i64>,
+    seen: &Seen,
     skipped_dirs: &[PathBuf],
     filter: &ExtFilter,
     roots: &[RootState],
@@ -414,6 +461,44 @@ pub fn mark_missing(
     let decision = removal_policy(candidates, roots, max);
     mark_inactive(conn, &decision.remove)?;
     Ok(decision)
+}
+
+/// Record what a complete run confirmed: every active file below its roots, except
+/// below the directories it could not read. Older scopes of the same root that the new
+/// one covers entirely are dropped, so the table stays as small as the set of roots.
+pub fn record_scope(
+    conn: &mut Connection,
+    run_id: i64,
+    roots: &[PathBuf],
+    skipped_dirs: &[PathBuf],
+) -> Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut add = tx.prepare(
+            "INSERT INTO run_scope (run_id, kind, path_bytes, lo, hi) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        if skipped_dirs.is_empty() {
+            let mut older = tx.prepare(
+                "DELETE FROM run_scope WHERE run_id IN (
+                    SELECT run_id FROM run_scope WHERE kind = 'root' AND path_bytes = ?1
+                    AND run_id < ?2
+                    AND run_id NOT IN (SELECT run_id FROM run_scope
+                        WHERE kind = 'root' AND path_bytes <> ?1))",
+            )?;
+            for root in roots {
+                older.execute(params![path_bytes(root), run_id])?;
+            }
+        }
+        for (kind, dirs) in [("root", roots), ("skipped", skipped_dirs)] {
+            for d in dirs {
+                let exact = path_bytes(d).to_vec();
+                let (lo, hi) = subtree_range(&exact);
+                add.execute(params![run_id, kind, exact, lo, hi])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,186 @@
+//! The writer alone: realistic rows (paths in an Artist/Album layout, tags, content and
+//! metadata hashes, a few errors) through the real schema and its indexes into a real
+//! SQLite file, no engine. `MUSICDEX_WRITER_ROWS` sets the rows per iteration (default
+//! 1M, the scale; the target is >= 250k rows/s into the full schema).
+//!
+//! first_load: into an empty index, secondary indexes built after the rows (the
+//!   default) and kept throughout (`defer_indexes: false`), to show what deferring buys.
+//! reread: every row of a full index read again (UPDATE by id).
+//! unchanged: every row confirmed unchanged: no row is written.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use musicdex::media::FileRecord;
+use musicdex::media::record::Stat;
+use musicdex::media::tags::TagInfo;
+use musicdex::store::writer::{Change, Writer, WriterOptions};
+use musicdex::store::{self, Known};
+
+fn rows() -> usize {
+    std::env::var("MUSICDEX_WRITER_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+const ROOT: &str = "/srv/music";
+
+/// Row `i` of a library of 12-track albums by 40-album artists; `round` varies what
+/// a re-read finds (hashes, sizes) without moving the path.
+fn record(i: usize, round: u64) -> FileRecord {
+    let mut rng = fastrand::Rng::with_seed(i as u64 ^ (round << 40));
+    let (artist, album, track) = (i / 480, i / 12, i % 12 + 1);
+    let ext = ["mp3", "flac", "m4a", "ogg", "opus"][rng.usize(..5)];
+    let title = format!("Song {i} of the {} Collection", rng.u32(..1000));
+    let path = PathBuf::from(format!(
+        "{ROOT}/Artist {artist:05}/Album {album:07} ({})/{track:02} {title}.{ext}",
+        1960 + rng.u32(..60)
+    ));
+    let hex = |rng: &mut fastrand::Rng| format!("{:016x}{:016x}", rng.u64(..), rng.u64(..));
+    FileRecord {
+        stat: Stat {
+            size: rng.u64(2_000_000..60_000_000),
+            mtime_ns: 1_600_000_000_000_000_000 + rng.i64(..100_000_000_000_000_000),
+        },
+        content_hash: Some(hex(&mut rng)),
+        metadata_hash: hex(&mut rng),
+        tags: TagInfo {
+            artist: Some(format!("Artist {artist:05}")),
+            title: Some(title),
+            album: Some(format!("Album {album:07}")),
+            album_artist: rng.bool().then(|| format!("Artist {artist:05}")),
+            track_number: Some(track as u32),
+            year: Some(1960 + rng.i32(..60)),
+            genre: Some(["Rock", "Jazz", "Electronic", "Folk"][rng.usize(..4)].into()),
+            duration: Some(rng.f64() * 400.0),
+            bitrate: Some(128 + rng.u32(..1300)),
+            sample_rate: Some(44_100),
+            channels: Some(2),
+        },
+        format: ext.into(),
+        error: (rng.u32(..1000) == 0).then(|| "tags: truncated frame".to_string()),
+        path,
+    }
+}
+
+fn fresh(db: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+}
+
+/// Push `n` changes made by `make` through a real writer; returns its busy time (inside
+/// transactions and building deferred indexes), not the time spent waiting for rows.
+fn write(
+    db: &Path,
+    n: usize,
+    opts: WriterOptions,
+    make: impl Fn(usize) -> Change + Send,
+) -> Duration {
+    let conn = store::open(db).expect("open");
+    let writer = Writer::new(conn, opts, Arc::new(AtomicU64::new(0))).expect("writer");
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<Change>>(64);
+    let (conn, report, _) = std::thread::scope(|s| {
+        s.spawn(move || {
+            for start in (0..n).step_by(256) {
+                tx.send((start..n.min(start + 256)).map(&make).collect())
+                    .expect("send");
+            }
+        });
+        writer.run(rx).expect("writer run")
+    });
+    drop(conn);
+    assert!(report.rows_written as usize <= n);
+    report.busy
+}
+
+fn load(db: &Path) -> Known {
+    let conn = store::open(db).expect("open");
+    Known::load(&conn, &[PathBuf::from(ROOT)]).expect("load")
+}
+
+fn bench(c: &mut Criterion) {
+    let n = rows();
+    let tmp =
+        tempfile::tempdir_in(std::env::var_os("TMPDIR").unwrap_or("/tmp".into())).expect("tempdir");
+    let db = tmp.path().join("w.db");
+    let mut g = c.benchmark_group("writer");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(1))
+        .throughput(Throughput::Elements(n as u64));
+
+    for (name, defer) in [("first_load", true), ("first_load_indexed", false)] {
+        g.bench_function(BenchmarkId::new(name, n), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    fresh(&db);
+                    let opts = WriterOptions {
+                        defer_indexes: defer,
+                        ..Default::default()
+                    };
+                    total += write(&db, n, opts, |i| Change::Record {
+                        record: Box::new(record(i, 0)),
+                        known: None,
+                    });
+                }
+                total
+            })
+        });
+    }
+
+    // A full index to re-read and confirm.
+    fresh(&db);
+    write(&db, n, WriterOptions::default(), |i| Change::Record {
+        record: Box::new(record(i, 0)),
+        known: None,
+    });
+    let known = load(&db);
+    assert_eq!(known.len(), n);
+    let mut round = 0;
+    g.bench_function(BenchmarkId::new("reread", n), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                round += 1;
+                let known = &known;
+                total += write(&db, n, WriterOptions::default(), move |i| {
+                    let r = record(i, round);
+                    let mut again = record(i, 0);
+                    again.stat = r.stat;
+                    again.content_hash = r.content_hash;
+                    let k = known.get(&again.path).copied();
+                    assert!(k.is_some());
+                    Change::Record {
+                        record: Box::new(again),
+                        known: k,
+                    }
+                });
+            }
+            total
+        })
+    });
+    g.bench_function(BenchmarkId::new("unchanged", n), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let known = &known;
+                total += write(&db, n, WriterOptions::default(), move |i| {
+                    Change::Unchanged {
+                        known: *known.get(&record(i, 0).path).expect("known"),
+                    }
+                });
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

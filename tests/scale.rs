@@ -1,0 +1,203 @@
+//! What makes musicdex hold at the scale of real libraries, end to end on generated real
+//! audio files and a real SQLite file: an unchanged re-index writes no row yet keeps
+//! `last_verified` meaningful, and a first load builds its indexes after the rows (and a
+//! killed one gets them back).
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::*;
+use rusqlite::Connection;
+
+fn tiny_library(dir: &Path, files: usize, seed: u64) -> std::path::PathBuf {
+    let lib = dir.join("lib");
+    ok(&[
+        "gen-library",
+        lib.to_str().unwrap(),
+        "--files",
+        &files.to_string(),
+        "--mix",
+        "tiny",
+        "--seed",
+        &seed.to_string(),
+        "--json",
+    ]);
+    lib
+}
+
+fn metric(v: &serde_json::Value, key: &str) -> u64 {
+    v["metrics"][key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("metrics.{key} missing in {v}"))
+}
+
+/// (path, stored last_verified, derived last_verified, is_active) of every row.
+fn verified(db: &Path) -> Vec<(String, String, String, i64)> {
+    let conn = Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT l.file_path, l.last_verified, v.last_verified, l.is_active
+             FROM library_index l JOIN library_verified v ON v.id = l.id ORDER BY l.path_bytes",
+        )
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn run_started(db: &Path, nth: i64) -> String {
+    Connection::open(db)
+        .unwrap()
+        .query_row(
+            "SELECT started_at FROM library_stats WHERE id = ?1",
+            [nth],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[test]
+fn unchanged_reindex_writes_no_row_and_last_verified_follows_the_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tiny_library(tmp.path(), 240, 21);
+    let db = tmp.path().join("x.db");
+
+    let first = index_json(&lib, &db, &["--engine", "uring"]);
+    let files = n(&first, "added");
+    assert!(files >= 200, "{first}");
+    assert!(metric(&first, "rows_written") >= files);
+
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let second = index_json(&lib, &db, &["--engine", "uring"]);
+    assert_eq!(n(&second, "unchanged"), files, "{second}");
+    assert_eq!(metric(&second, "rows_written"), 0, "{second}");
+    let (run1, run2) = (run_started(&db, 1), run_started(&db, 2));
+    assert!(run2 > run1);
+    let rows = verified(&db);
+    assert_eq!(rows.len() as u64, files);
+    for (path, stored, derived, active) in &rows {
+        assert_eq!(*active, 1, "{path}");
+        // The row was written by run 1 and confirmed by run 2 without a write.
+        assert!(stored.as_str() >= run1.as_str() && stored.as_str() < run2.as_str());
+        assert_eq!(derived, &run2, "{path}");
+    }
+
+    // One file changed, one gone: exactly one row rewritten and one marked missing; the
+    // missing one keeps what it last had, the others move to run 3.
+    let mut audio: Vec<_> = rows.iter().map(|r| r.0.clone()).collect();
+    audio.sort();
+    let (changed, gone) = (&audio[3], &audio[7]);
+    let mut bytes = fs::read(changed).unwrap();
+    bytes.extend_from_slice(b"appended");
+    fs::write(changed, bytes).unwrap();
+    fs::remove_file(gone).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let third = index_json(&lib, &db, &["--engine", "sequential"]);
+    assert_eq!(n(&third, "updated"), 1, "{third}");
+    assert_eq!(n(&third, "removed"), 1, "{third}");
+    // The changed row, and the removal of the gone one.
+    assert_eq!(metric(&third, "rows_written"), 1, "{third}");
+    let run3 = run_started(&db, 3);
+    for (path, stored, derived, active) in verified(&db) {
+        if &path == gone {
+            assert_eq!(active, 0);
+            assert_eq!(
+                derived, stored,
+                "a missing file was last verified when last read"
+            );
+        } else if &path == changed {
+            assert!(stored >= run3, "a read row stores its own time");
+            assert_eq!(derived, stored);
+        } else {
+            assert_eq!(derived, run3, "{path}");
+        }
+    }
+
+    // A run over a sub-folder confirms only what is below it.
+    let sub = Path::new(&audio[0]).parent().unwrap().to_path_buf();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let fourth = index_json(&sub, &db, &[]);
+    assert_eq!(metric(&fourth, "rows_written"), 0, "{fourth}");
+    let run4 = run_started(&db, 4);
+    for (path, _, derived, active) in verified(&db) {
+        if active == 1 {
+            let want = if Path::new(&path).starts_with(&sub) {
+                &run4
+            } else {
+                &run3
+            };
+            assert_eq!(&derived, want, "{path}");
+        }
+    }
+    // Export carries the derived value too.
+    let exported = export(&db);
+    let row = exported
+        .iter()
+        .find(|r| r["file_path"] == audio[0].as_str())
+        .unwrap();
+    assert_eq!(row["last_verified"], run4.as_str());
+}
+
+fn index_names(db: &Path) -> Vec<String> {
+    let conn = Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'library_index'
+             AND sql IS NOT NULL ORDER BY name",
+        )
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn first_load_builds_indexes_after_and_a_killed_load_gets_them_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tiny_library(tmp.path(), 60, 4);
+    let db = tmp.path().join("x.db");
+    // The schema's secondary indexes, as a fresh database has them.
+    drop(musicdex::store::open(&db).unwrap());
+    let want = index_names(&db);
+    assert!(
+        want.iter().any(|n| n == "idx_dupes_content")
+            && !want.iter().any(|n| n == "idx_library_file_path"),
+        "{want:?}"
+    );
+
+    let first = index_json(&lib, &db, &[]);
+    assert!(first["metrics"]["rows_written"].as_u64().unwrap() > 0);
+    assert_eq!(index_names(&db), want);
+    let conn = Connection::open(&db).unwrap();
+    let pending: i64 = conn
+        .query_row("SELECT count(*) FROM pending_indexes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(pending, 0);
+    // The dupes query plan reads its partial index again.
+    let plan: String = conn
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT file_content_hash FROM library_index
+             WHERE is_active = 1 AND file_content_hash IS NOT NULL ORDER BY file_content_hash",
+            [],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(plan.contains("idx_dupes_content"), "{plan}");
+
+    // A load killed between dropping and rebuilding: the state it leaves behind, made
+    // by the same function the writer calls. Any later open builds them again.
+    musicdex::store::schema::drop_secondary_indexes(&conn).unwrap();
+    drop(conn);
+    assert!(index_names(&db).is_empty());
+    ok(&["stats", "--db", db.to_str().unwrap()]);
+    assert_eq!(index_names(&db), want);
+
+    // A second load into a non-empty index keeps its indexes throughout.
+    let again = index_json(&lib, &db, &["--full"]);
+    assert_eq!(n(&again, "updated"), n(&first, "added"));
+    assert_eq!(index_names(&db), want);
+}
