@@ -203,14 +203,34 @@ pub struct Known {
 impl Known {
     pub fn load(conn: &Connection, roots: &[PathBuf]) -> Result<Known> {
         let mut known = Known::default();
+        const UNDER: &str = "path_bytes = ?1 OR (path_bytes >= ?2 AND path_bytes < ?3)";
+        // When the roots hold most of the index, one pass over the table in rowid order
+        // beats a lookup per row through the path key (100k rows: 0.13-0.20 s against
+        // 0.32-0.37 s, page cache warm); counting through the key reads the index only.
+        let total: i64 = conn.query_row("SELECT count(*) FROM library_index", [], |r| r.get(0))?;
+        let mut under = 0i64;
+        for root in roots {
+            let exact = path_bytes(root).to_vec();
+            let (lo, hi) = subtree_range(&exact);
+            under += conn.query_row(
+                &format!("SELECT count(*) FROM library_index WHERE {UNDER}"),
+                (&exact, &lo, &hi),
+                |r| r.get::<_, i64>(0),
+            )?;
+        }
+        let scan = if 2 * under >= total {
+            "NOT INDEXED"
+        } else {
+            ""
+        };
         // Only what the decision needs, read without an allocation per row.
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare(&format!(
             "SELECT id, path_bytes, file_size, file_mtime, is_active,
                  error IS NOT NULL AND (error LIKE 'stat: %' OR error LIKE 'open: %'
                      OR error LIKE 'read: %')
-             FROM library_index
-             WHERE path_bytes = ?1 OR (path_bytes >= ?2 AND path_bytes < ?3)",
-        )?;
+             FROM library_index {scan}
+             WHERE {UNDER}"
+        ))?;
         for root in roots {
             let exact = path_bytes(root).to_vec();
             let (lo, hi) = subtree_range(&exact);
@@ -484,5 +504,17 @@ mod tests {
             listed += 1;
         }
         assert_eq!(listed, want.len());
+
+        // A small part of the index: read through the path key, same answer.
+        let some = want.keys().find(|p| p.len() > 12).unwrap().clone();
+        let dir = &some[..some.iter().rposition(|&b| b == b'/').unwrap()];
+        let part = Known::load(&conn, &[PathBuf::from(OsStr::from_bytes(dir))]).unwrap();
+        let expect = want
+            .keys()
+            .filter(|p| p.starts_with(dir) && p.get(dir.len()) == Some(&b'/'))
+            .count();
+        assert!(expect >= 1 && expect < want.len() / 2);
+        assert_eq!(part.len(), expect);
+        assert!(part.get(Path::new(OsStr::from_bytes(&some))).is_some());
     }
 }
