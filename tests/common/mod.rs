@@ -82,9 +82,13 @@ pub fn bin_for_nobody() -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     COPY.get_or_init(|| {
-        // One shared folder, replaced atomically: test binaries run in parallel, and
-        // a copy per process would pile up in /tmp.
-        let dir = std::env::temp_dir().join("musicdex-test-bin");
+        // One folder per build, replaced atomically: test binaries run in parallel, and
+        // a copy per process would pile up in /tmp. Keyed by the build's path, so two
+        // checkouts tested at once never run each other's binary.
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        bin().hash(&mut h);
+        let dir = std::env::temp_dir().join(format!("musicdex-test-bin-{:016x}", h.finish()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let staged = dir.join(format!(".musicdex-{}", std::process::id()));
