@@ -5,11 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 use musicdex::dupes::{self, By};
 use musicdex::engine::EngineKind;
-use musicdex::r#gen::{self, GenOptions, Mix};
 use musicdex::index::{self, IndexOptions};
 use musicdex::scan::{ExtFilter, WalkOptions};
 use musicdex::store::writer::{MaxRemoved, WriterOptions};
@@ -129,24 +128,6 @@ enum Command {
         #[arg(long, value_name = "LIST")]
         ext: Option<String>,
     },
-    /// Benchmarks only: write a synthetic index of N rows (and optionally a folder of
-    /// real files to vet against it).
-    #[command(hide = true)]
-    SynthIndex {
-        #[arg(long)]
-        rows: u64,
-        #[arg(long)]
-        db: PathBuf,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        #[arg(long, value_name = "DIR")]
-        vet_dir: Option<PathBuf>,
-        #[arg(long, default_value_t = 1000)]
-        vet_files: usize,
-        /// Tagged audio file the vet files are copies of.
-        #[arg(long, value_name = "FILE")]
-        template: Option<PathBuf>,
-    },
     /// Write every indexed row to stdout or --out; Parquet as one host's partition of a
     /// dataset folder (DIR/host=NAME/part-00000.parquet).
     Export {
@@ -163,54 +144,6 @@ enum Command {
     },
     /// Find posts on a music blog, keep the wanted genres, extract download links.
     Scrape(musicdex::scrape::ScrapeArgs),
-    /// Benchmark ceiling: read and MD5 the hashed bytes of every file, nothing else.
-    #[command(hide = true)]
-    Roofline {
-        library: Vec<PathBuf>,
-        #[arg(long, value_name = "LIST")]
-        ext: Option<String>,
-        /// Blocking reader threads.
-        #[arg(long, default_value_t = 64)]
-        io_threads: usize,
-    },
-    /// Generate a synthetic, seed-deterministic library for benchmarks and tests.
-    GenLibrary {
-        /// Directory to create (must be empty or absent).
-        dir: PathBuf,
-        #[arg(long)]
-        files: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        #[arg(long, value_enum, default_value_t = MixArg::Music)]
-        mix: MixArg,
-        /// Writer threads (default: one per core); the output does not depend on it.
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
-        /// Print the report as one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Write the robustness suite: seeded mutants of SOURCES and the pathological cases
-    /// (sparse partial downloads, lying size fields); see ci/robustness.
-    #[command(hide = true)]
-    GenRobustness {
-        dir: PathBuf,
-        /// Files or folders whose files are mutated.
-        #[arg(long, required = true, num_args = 1..)]
-        sources: Vec<PathBuf>,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        #[arg(long, default_value_t = 1500)]
-        mutants: usize,
-    },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum MixArg {
-    /// Sparse files of 3–40 MB: real head and tail, a hole between.
-    Music,
-    /// Real files of 1–300 KB, for tests of file count.
-    Small,
 }
 
 fn main() -> ExitCode {
@@ -302,24 +235,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let report = dupes::groups::find(&conn, &dupes::DupesOptions { by, min_score })?;
             print_report(json, &report, dupes::report::print_dupes)?;
         }
-        Command::SynthIndex {
-            rows,
-            db,
-            seed,
-            vet_dir,
-            vet_files,
-            template,
-        } => {
-            let opts = dupes::synth::SynthOptions {
-                rows,
-                db,
-                seed,
-                vet_dir,
-                vet_files,
-                template,
-            };
-            println!("{}", serde_json::to_string(&dupes::synth::run(&opts)?)?);
-        }
         Command::Vet {
             folder,
             db,
@@ -335,7 +250,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let path = index::db_path_or_default(db.as_deref())?;
             // Moving files is the one vet that must write (what moved, where).
             let conn = if move_duplicates_to.is_some() && !dry_run {
-                store::open_read_only(&path)?
+                store::open_existing(&path)?
             } else {
                 store::open_read_only(&path)?
             };
@@ -364,59 +279,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Scrape(args) => musicdex::scrape::run(args)?,
-        Command::Roofline {
-            library,
-            ext,
-            io_threads,
-        } => {
-            let walk = WalkOptions {
-                follow_symlinks: false,
-                filter: ext_filter(ext)?,
-            };
-            let roots = index::normalise_roots(&library)?;
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let r = musicdex::engine::roofline::run(&roots, &walk, cores, io_threads);
-            println!("{}", serde_json::to_string(&r)?);
-        }
-        Command::GenLibrary {
-            dir,
-            files,
-            seed,
-            mix,
-            threads,
-            json,
-        } => {
-            let mix = match mix {
-                MixArg::Music => Mix::Music,
-                MixArg::Small => Mix::Small,
-            };
-            let report = r#gen::generate(
-                &dir,
-                &GenOptions {
-                    files,
-                    seed,
-                    mix,
-                    threads,
-                },
-            )?;
-            if json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                r#gen::print_report(&report);
-            }
-        }
-        Command::GenRobustness {
-            dir,
-            sources,
-            seed,
-            mutants,
-        } => {
-            let files: Vec<PathBuf> = sources
-                .iter()
-                .flat_map(|s| r#gen::mutate::files_under(s))
-                .collect();
-            r#gen::mutate::write_suite(&dir, &files, seed, mutants)?;
-        }
     }
     Ok(ExitCode::SUCCESS)
 }

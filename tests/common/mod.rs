@@ -9,6 +9,11 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_musicdex"))
 }
 
+/// The developer tools (generators, roofline), kept out of the product binary.
+pub fn dev_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_musicdex-dev"))
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -18,6 +23,18 @@ pub fn corpus() -> PathBuf {
     std::env::var_os("MUSICDEX_SHARED")
         .map_or_else(|| repo().join("../shared"), PathBuf::from)
         .join("corpus")
+}
+
+/// Run the developer binary and insist on success.
+pub fn dev_ok(args: &[&str]) -> String {
+    let out = Command::new(dev_bin()).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "musicdex-dev {args:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
 
 pub fn musicdex(args: &[&str]) -> Output {

@@ -1,0 +1,169 @@
+//! Developer tools kept out of the product binary: fixture and benchmark generators and
+//! the I/O roofline. CI scripts, benches and tests call this binary; users never need it.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use musicdex::dupes;
+use musicdex::r#gen::{self, GenOptions, Mix};
+use musicdex::index;
+use musicdex::scan::{ExtFilter, WalkOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "musicdex-dev",
+    version,
+    about = "musicdex developer tools: generated libraries, synthetic indexes, roofline"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Benchmarks only: write a synthetic index of N rows (and optionally a folder of
+    /// real files to vet against it).
+    SynthIndex {
+        #[arg(long)]
+        rows: u64,
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, value_name = "DIR")]
+        vet_dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 1000)]
+        vet_files: usize,
+        /// Tagged audio file the vet files are copies of.
+        #[arg(long, value_name = "FILE")]
+        template: Option<PathBuf>,
+    },
+    /// Benchmark ceiling: read and MD5 the hashed bytes of every file, nothing else.
+    Roofline {
+        library: Vec<PathBuf>,
+        #[arg(long, value_name = "LIST")]
+        ext: Option<String>,
+        /// Blocking reader threads.
+        #[arg(long, default_value_t = 64)]
+        io_threads: usize,
+    },
+    /// Generate a synthetic, seed-deterministic library for benchmarks and tests.
+    GenLibrary {
+        /// Directory to create (must be empty or absent).
+        dir: PathBuf,
+        #[arg(long)]
+        files: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, value_enum, default_value_t = MixArg::Music)]
+        mix: MixArg,
+        /// Writer threads (default: one per core); the output does not depend on it.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the robustness suite: seeded mutants of SOURCES and the pathological cases
+    /// (sparse partial downloads, lying size fields); see ci/robustness.
+    GenRobustness {
+        dir: PathBuf,
+        /// Files or folders whose files are mutated.
+        #[arg(long, required = true, num_args = 1..)]
+        sources: Vec<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 1500)]
+        mutants: usize,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MixArg {
+    /// Sparse files of 3–40 MB: real head and tail, a hole between.
+    Music,
+    /// Real files of 1–300 KB, for tests of file count.
+    Small,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::SynthIndex {
+            rows,
+            db,
+            seed,
+            vet_dir,
+            vet_files,
+            template,
+        } => {
+            let opts = dupes::synth::SynthOptions {
+                rows,
+                db,
+                seed,
+                vet_dir,
+                vet_files,
+                template,
+            };
+            println!("{}", serde_json::to_string(&dupes::synth::run(&opts)?)?);
+        }
+        Command::Roofline {
+            library,
+            ext,
+            io_threads,
+        } => {
+            let walk = WalkOptions {
+                follow_symlinks: false,
+                filter: ext
+                    .as_deref()
+                    .map_or_else(|| Ok(ExtFilter::default()), ExtFilter::parse)?,
+            };
+            let roots = index::normalise_roots(&library)?;
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let r = musicdex::engine::roofline::run(&roots, &walk, cores, io_threads);
+            println!("{}", serde_json::to_string(&r)?);
+        }
+        Command::GenLibrary {
+            dir,
+            files,
+            seed,
+            mix,
+            threads,
+            json,
+        } => {
+            let mix = match mix {
+                MixArg::Music => Mix::Music,
+                MixArg::Small => Mix::Small,
+            };
+            let report = r#gen::generate(
+                &dir,
+                &GenOptions {
+                    files,
+                    seed,
+                    mix,
+                    threads,
+                },
+            )?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                r#gen::print_report(&report);
+            }
+        }
+        Command::GenRobustness {
+            dir,
+            sources,
+            seed,
+            mutants,
+        } => {
+            let files: Vec<PathBuf> = sources
+                .iter()
+                .flat_map(|s| r#gen::mutate::files_under(s))
+                .collect();
+            r#gen::mutate::write_suite(&dir, &files, seed, mutants)?;
+        }
+    }
+    Ok(())
+}
