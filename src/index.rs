@@ -29,6 +29,8 @@ pub struct IndexOptions {
     pub writer: WriterOptions,
     /// The most of a root's rows one run may mark removed.
     pub max_removed: MaxRemoved,
+    /// Ends the run cleanly when set (the binary routes SIGINT/SIGTERM/SIGHUP to it).
+    pub stop: &'static engine::StopFlag,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -82,8 +84,6 @@ pub fn normalise_roots(roots: &[PathBuf]) -> Result<Vec<PathBuf>> {
 pub fn run(opts: &IndexOptions) -> Result<Summary> {
     let started = Instant::now();
     let rusage_start = rusage();
-    // First, so a stop asked for at any point after the run is logged ends it cleanly.
-    engine::install_signal_handlers();
     let roots = normalise_roots(&opts.roots)?;
     let conn = store::open(&opts.db)?;
     close_abandoned_runs(&conn)?;
@@ -145,6 +145,7 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
             full: opts.full,
             threads: opts.threads.max(1),
             counters: &counters,
+            stop: opts.stop,
         };
         let engine_result = engine::run(opts.engine, &ctx, tx);
         let writer_result = writer.join();

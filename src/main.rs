@@ -14,6 +14,9 @@ use musicdex::scan::{ExtFilter, WalkOptions};
 use musicdex::store::writer::{MaxRemoved, WriterOptions};
 use musicdex::store::{self, query};
 
+/// Where the process's stop signals go; `index` hands it to the run.
+static STOP: musicdex::engine::StopFlag = musicdex::engine::StopFlag::new();
+
 /// The engine `index` and `vet` use unless `--engine` says otherwise.
 const DEFAULT_ENGINE: EngineKind = EngineKind::Uring;
 
@@ -179,6 +182,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             max_tag_bytes,
         } => {
             musicdex::media::budget::set_max_tag_bytes(max_tag_bytes);
+            // First, so a stop asked for at any point of the run ends it cleanly.
+            musicdex::process::install_stop_handlers(&STOP);
             let filter = ext_filter(ext)?;
             let opts = IndexOptions {
                 roots: library,
@@ -196,6 +201,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     ..Default::default()
                 },
                 max_removed,
+                stop: &STOP,
             };
             let summary = index::run(&opts)?;
             if json {

@@ -172,6 +172,8 @@ pub fn scan_folder(
                 full: true,
                 threads: threads.max(1),
                 counters: &counters,
+                // vet writes nothing a stop would need to save; Ctrl-C ends it at once.
+                stop: crate::engine::StopFlag::never(),
             };
             engine::run(kind, &ctx, tx)
         });

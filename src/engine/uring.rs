@@ -180,7 +180,7 @@ fn worker(
         since_wait: 0,
         ctx,
         cfg,
-        out: Batcher::new(tx),
+        out: Batcher::new(tx, ctx.stop),
         extra: 0,
     };
     // Teardown is RingWorker's Drop: it runs however `run` ends, error or panic, and
@@ -299,7 +299,7 @@ struct RingWorker<'a> {
     since_wait: u32,
     ctx: &'a EngineContext<'a>,
     cfg: Config,
-    out: Batcher,
+    out: Batcher<'a>,
     /// Bytes all slots hold beyond head and tail; at most [`RING_FETCH_CAP`].
     extra: u64,
 }
@@ -941,7 +941,7 @@ pub mod fault {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Counters;
+    use crate::engine::{Counters, StopFlag};
     use crate::scan::WalkOptions;
     use crate::store::Known;
     use std::path::Path;
@@ -975,6 +975,7 @@ mod tests {
             full: true,
             threads: 1,
             counters: &counters,
+            stop: StopFlag::never(),
         };
         let mut cfg = Config::for_threads(1);
         cfg.ring_statx = Some(false);
@@ -1069,6 +1070,7 @@ mod tests {
             full: true,
             threads: 1,
             counters: &counters,
+            stop: StopFlag::never(),
         };
         let mut cfg = Config::for_threads(1);
         cfg.window = 2;
@@ -1084,7 +1086,7 @@ mod tests {
             extra: 0,
             ctx: &ctx,
             cfg,
-            out: Batcher::new(tx),
+            out: Batcher::new(tx, ctx.stop),
         };
         let fd = rustix::fs::open(
             dir_path,
