@@ -52,6 +52,7 @@ fn index_once(lib: &Path, db: &Path, engine: EngineKind) -> Duration {
         writer: WriterOptions::default(),
         max_removed: Default::default(),
         stop: musicdex::engine::StopFlag::never(),
+        uring: Default::default(),
     };
     let started = Instant::now();
     let s = index::run(&opts).expect("index run");

@@ -31,6 +31,8 @@ pub struct IndexOptions {
     pub max_removed: MaxRemoved,
     /// Ends the run cleanly when set (the binary routes SIGINT/SIGTERM/SIGHUP to it).
     pub stop: &'static engine::StopFlag,
+    /// Ring tuning overrides, for measuring.
+    pub uring: engine::uring::Tuning,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -146,6 +148,7 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
             threads: opts.threads.max(1),
             counters: &counters,
             stop: opts.stop,
+            uring: opts.uring,
         };
         let engine_result = engine::run(opts.engine, &ctx, tx);
         let writer_result = writer.join();

@@ -184,6 +184,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             musicdex::media::budget::set_max_tag_bytes(max_tag_bytes);
             // First, so a stop asked for at any point of the run ends it cleanly.
             musicdex::process::install_stop_handlers(&STOP);
+            musicdex::process::raise_memlock();
             let filter = ext_filter(ext)?;
             let opts = IndexOptions {
                 roots: library,
@@ -202,6 +203,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 },
                 max_removed,
                 stop: &STOP,
+                uring: musicdex::process::uring_tuning_from_env(),
             };
             let summary = index::run(&opts)?;
             if json {
@@ -260,6 +262,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 store::open_read_only(&path)?
             };
+            // vet reads through io_uring by default, as index does.
+            musicdex::process::raise_memlock();
             let opts = dupes::VetOptions {
                 folder,
                 engine,

@@ -174,6 +174,7 @@ pub fn scan_folder(
                 counters: &counters,
                 // vet writes nothing a stop would need to save; Ctrl-C ends it at once.
                 stop: crate::engine::StopFlag::never(),
+                uring: Default::default(),
             };
             engine::run(kind, &ctx, tx)
         });

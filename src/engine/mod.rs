@@ -74,6 +74,8 @@ pub struct EngineContext<'a> {
     pub counters: &'a Counters,
     /// Checked before every change is sent; set by whoever owns the process's signals.
     pub stop: &'a StopFlag,
+    /// Ring tuning overrides (the uring engine only).
+    pub uring: uring::Tuning,
 }
 
 /// Whether a file must be read again. One definition for all engines. A file whose last
@@ -139,7 +141,7 @@ pub fn run(
         EngineKind::Sequential => Ok((sequential::run(ctx, tx)?, kind)),
         EngineKind::Threads => Ok((threads::run(ctx, tx)?, kind)),
         EngineKind::Uring => {
-            let cfg = uring::Config::for_threads(ctx.threads);
+            let cfg = uring::Config::for_threads(ctx.threads, &ctx.uring);
             match uring::probe(&cfg) {
                 Ok(()) => Ok((uring::run(ctx, tx, cfg)?, kind)),
                 Err(e) => {

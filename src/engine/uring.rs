@@ -37,7 +37,7 @@ use crate::scan::parallel::{Batch, Dir, DirBuf, Next, ParallelWalk};
 use crate::store::KnownFile;
 use crate::store::writer::Change;
 
-/// Tuning, fixed at start. The environment overrides exist for measuring, not for users.
+/// Tuning, fixed at start.
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
     /// Files in flight per ring.
@@ -50,32 +50,41 @@ pub struct Config {
     /// (the ring punts every STATX to an io-wq thread); cold, a blocking statx per file
     /// serialises the inode reads (measured on 10k files: 17.0 s sync vs 10.5 s ring).
     pub ring_statx: Option<bool>,
+    pub coop_taskrun: bool,
     /// Faults to inject, for the tests of teardown.
     #[cfg(test)]
     pub fault: fault::Fault,
 }
 
+/// Overrides of the ring's tuning, for measuring, not for users. The library never reads
+/// the environment: the binary fills this (`musicdex::process::uring_tuning_from_env`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tuning {
+    pub window: Option<usize>,
+    pub iowq_workers: Option<u32>,
+    /// See [`Config::ring_statx`].
+    pub ring_statx: Option<bool>,
+    /// Set up rings with COOP_TASKRUN (see `build_ring`).
+    pub coop_taskrun: bool,
+}
+
 impl Config {
-    pub fn for_threads(threads: usize) -> Config {
-        let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
+    pub fn for_threads(threads: usize, tuning: &Tuning) -> Config {
         // 128 files in flight over all rings keeps a disk busy (measured: one ring with
         // window 64 ≈ 24k files/s cold, two rings of 64 ≈ the disk's limit); per ring at
         // most 64, since buffers (192 KiB per slot) are what the window costs in memory.
-        let window = env("MUSICDEX_URING_WINDOW")
+        let window = tuning
+            .window
             .unwrap_or_else(|| (128 / threads.max(1)).clamp(16, 64))
             .clamp(1, 1024);
         // 64 bounded io-wq workers per ring: cold, 10k files took 10.5 s with the default
         // limit and 7.5 s with 64 (the punted STATX and OPENAT calls run there).
-        let iowq_workers = env("MUSICDEX_URING_IOWQ").unwrap_or(64) as u32;
-        let ring_statx = match std::env::var("MUSICDEX_URING_STATX").as_deref() {
-            Ok("ring") => Some(true),
-            Ok("sync") => Some(false),
-            _ => None,
-        };
+        let iowq_workers = tuning.iowq_workers.unwrap_or(64);
         Config {
             window,
             iowq_workers,
-            ring_statx,
+            ring_statx: tuning.ring_statx,
+            coop_taskrun: tuning.coop_taskrun,
             #[cfg(test)]
             fault: fault::Fault::default(),
         }
@@ -86,31 +95,14 @@ impl Config {
     }
 }
 
-/// Raise the locked-memory soft limit to the hard limit: where ring memory is charged to
-/// RLIMIT_MEMLOCK (unprivileged users), a low soft limit makes io_uring_setup fail.
-pub fn raise_memlock() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain libc calls on a struct we own.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
-        }
-    }
-}
-
 fn build_ring(cfg: &Config) -> io::Result<IoUring> {
     let entries = cfg.ring_entries();
     // SINGLE_ISSUER: only this thread submits (a hint; older kernels refuse it, so retry
     // without). COOP_TASKRUN is left off by default: it defers the next link of every
     // chain until this thread enters the kernel, which it does only between files.
-    let coop = std::env::var("MUSICDEX_URING_COOP").is_ok_and(|v| v == "1");
     let mut b = IoUring::builder();
     b.setup_cqsize(entries * 2).setup_single_issuer();
-    if coop {
+    if cfg.coop_taskrun {
         b.setup_coop_taskrun();
     }
     let ring = b
@@ -126,9 +118,9 @@ fn build_ring(cfg: &Config) -> io::Result<IoUring> {
 }
 
 /// Whether this process may use io_uring the way the engine does: a ring, every opcode it
-/// needs, and a table of direct descriptors. The error says why not.
+/// needs, and a table of direct descriptors. The error says why not. An unprivileged
+/// process needs its RLIMIT_MEMLOCK raised first (`musicdex::process::raise_memlock`).
 pub fn probe(cfg: &Config) -> io::Result<()> {
-    raise_memlock();
     let ring = build_ring(cfg)?;
     let mut probe = Probe::new();
     ring.submitter().register_probe(&mut probe)?;
@@ -951,7 +943,7 @@ mod tests {
     }
 
     fn ring_usable() -> bool {
-        let ok = probe(&Config::for_threads(1)).is_ok();
+        let ok = probe(&Config::for_threads(1, &Tuning::default())).is_ok();
         if !ok {
             eprintln!("skipped: io_uring is refused here");
         }
@@ -976,8 +968,9 @@ mod tests {
             threads: 1,
             counters: &counters,
             stop: StopFlag::never(),
+            uring: Tuning::default(),
         };
-        let mut cfg = Config::for_threads(1);
+        let mut cfg = Config::for_threads(1, &Tuning::default());
         cfg.ring_statx = Some(false);
         cfg.fault = fault;
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -1071,8 +1064,9 @@ mod tests {
             threads: 1,
             counters: &counters,
             stop: StopFlag::never(),
+            uring: Tuning::default(),
         };
-        let mut cfg = Config::for_threads(1);
+        let mut cfg = Config::for_threads(1, &Tuning::default());
         cfg.window = 2;
         let (tx, rx) = crossbeam_channel::unbounded();
         let mut w = RingWorker {
