@@ -151,6 +151,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The process owns its panic hook: quiet for lofty panics, which become row errors.
+    musicdex::media::tags::install_quiet_panic_hook();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
