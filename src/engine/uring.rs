@@ -25,10 +25,11 @@ use anyhow::Result;
 use crossbeam_channel::Sender;
 use io_uring::{IoUring, Probe, opcode, squeue, types};
 
-use super::file::{Triage, first_reads, hashed, triage, triage_stat};
+use super::file::{
+    Triage, batch_hashes, first_reads, open_failed, open_for_read, triage, triage_stat,
+};
 use super::{Batcher, EngineContext};
 use crate::media::budget;
-use crate::media::hash::content_hashes;
 use crate::media::record::{Stat, parse_file, read_reference};
 use crate::media::sparse::{self, Attempt, Segment};
 use crate::media::{FileRecord, md5x8};
@@ -631,11 +632,7 @@ impl RingWorker<'_> {
                 if open < 0 {
                     let path = std::mem::take(&mut slot.path);
                     let record = if slot.phase == Phase::First {
-                        FileRecord::failed(
-                            path,
-                            stat,
-                            format!("open: {}", io::Error::from_raw_os_error(-open)),
-                        )
+                        open_failed(path, stat, io::Error::from_raw_os_error(-open))
                     } else {
                         // Opened a moment ago and gone now: the reference path says what
                         // it finds.
@@ -681,14 +678,10 @@ impl RingWorker<'_> {
     /// Hash the files waiting for it together, then parse each.
     fn hash_pending(&mut self) -> Result<()> {
         let queued = std::mem::take(&mut self.hashing);
-        let inputs: Vec<_> = queued
-            .iter()
-            .map(|&s| {
-                let slot = &self.slots[s];
-                hashed(slot.stat.expect("stat'ed").size, &slot.segments)
-            })
-            .collect();
-        let hashes = content_hashes(&inputs);
+        let hashes = batch_hashes(queued.iter().map(|&s| {
+            let slot = &self.slots[s];
+            (slot.stat.expect("stat'ed").size, slot.segments.as_slice())
+        }));
         for (&s, h) in queued.iter().zip(hashes) {
             self.slots[s].content = Some(h);
         }
@@ -745,16 +738,8 @@ impl RingWorker<'_> {
         let stat = slot.stat.expect("stat'ed before reading");
         let path = std::mem::take(&mut slot.path);
         let dir = slot.dir.as_ref().expect("slot has its directory");
-        let opened = rustix::fs::openat(
-            &dir.fd,
-            slot.name.as_c_str(),
-            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        );
-        let record = match opened {
-            Ok(fd) => {
-                let _ = rustix::fs::fadvise(&fd, 0, None, rustix::fs::Advice::Random);
-                let file = std::fs::File::from(fd);
+        let record = match open_for_read(dir, slot.name.as_c_str()) {
+            Ok(file) => {
                 let parsed = parse_file(&file, stat.size, &slot.segments, &path);
                 let content = slot.content.take().expect("hashed after the first chain");
                 FileRecord::assemble(path, stat, Ok(content), parsed)
