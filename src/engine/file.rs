@@ -119,8 +119,7 @@ impl FirstRead {
                     for (offset, len) in plan {
                         let Some(mut data) = zeroed(len) else {
                             // No memory for it now: the same parse, from the file.
-                            let parsed = parse_file(&file, stat.size, &segments, &path);
-                            return FileRecord::assemble(path, stat, Ok(content), parsed);
+                            return parse_from_file(&file, path, stat, &segments, content);
                         };
                         if file.read_exact_at(&mut data, offset).is_err() {
                             return read_reference_file(file, path, stat);
@@ -132,9 +131,22 @@ impl FirstRead {
                 Attempt::Stream => break,
             }
         }
-        let parsed = parse_file(&file, stat.size, &segments, &path);
-        FileRecord::assemble(path, stat, Ok(content), parsed)
+        parse_from_file(&file, path, stat, &segments, content)
     }
+}
+
+/// The parse of a hashed file that reads what it lacks from the file itself: for a file
+/// whose parse needs more than a backend holds for it. Same bytes, same budget, so the
+/// same row as a parse from memory.
+pub fn parse_from_file(
+    file: &File,
+    path: PathBuf,
+    stat: Stat,
+    held: &[Segment],
+    content: String,
+) -> FileRecord {
+    let parsed = parse_file(file, stat.size, held, &path);
+    FileRecord::assemble(path, stat, Ok(content), parsed)
 }
 
 /// Open a file the walk found, relative to its directory, to read its bytes. No

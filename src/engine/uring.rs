@@ -26,11 +26,12 @@ use crossbeam_channel::Sender;
 use io_uring::{IoUring, Probe, opcode, squeue, types};
 
 use super::file::{
-    Triage, batch_hashes, first_reads, open_failed, open_for_read, triage, triage_stat,
+    Triage, batch_hashes, first_reads, open_failed, open_for_read, parse_from_file, triage,
+    triage_stat,
 };
 use super::{Batcher, EngineContext};
 use crate::media::budget;
-use crate::media::record::{Stat, parse_file, read_reference};
+use crate::media::record::{Stat, read_reference};
 use crate::media::sparse::{self, Attempt, Segment};
 use crate::media::{FileRecord, md5x8};
 use crate::scan::WalkProblems;
@@ -740,9 +741,8 @@ impl RingWorker<'_> {
         let dir = slot.dir.as_ref().expect("slot has its directory");
         let record = match open_for_read(dir, slot.name.as_c_str()) {
             Ok(file) => {
-                let parsed = parse_file(&file, stat.size, &slot.segments, &path);
                 let content = slot.content.take().expect("hashed after the first chain");
-                FileRecord::assemble(path, stat, Ok(content), parsed)
+                parse_from_file(&file, path, stat, &slot.segments, content)
             }
             // Gone since it was read: the reference path says what it finds.
             Err(_) => read_reference(path, stat),
