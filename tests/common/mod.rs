@@ -25,16 +25,13 @@ pub fn corpus() -> PathBuf {
         .join("corpus")
 }
 
-/// Run the developer binary and insist on success.
+/// Run the developer binary (generators) and insist on success, returning stdout.
 pub fn dev_ok(args: &[&str]) -> String {
-    let out = Command::new(dev_bin()).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "musicdex-dev {args:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
+    let out = Command::new(dev_bin())
+        .args(args)
+        .output()
+        .expect("run musicdex-dev");
+    succeeded("musicdex-dev", args, out)
 }
 
 pub fn musicdex(args: &[&str]) -> Output {
@@ -47,10 +44,13 @@ pub fn musicdex(args: &[&str]) -> Output {
 
 /// Run and insist on success, returning stdout.
 pub fn ok(args: &[&str]) -> String {
-    let out = musicdex(args);
+    succeeded("musicdex", args, musicdex(args))
+}
+
+fn succeeded(program: &str, args: &[&str], out: Output) -> String {
     assert!(
         out.status.success(),
-        "musicdex {args:?} failed: {}\n{}",
+        "{program} {args:?} failed: {}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
