@@ -26,21 +26,7 @@ struct Cli {
 enum Command {
     /// Benchmarks only: write a synthetic index of N rows (and optionally a folder of
     /// real files to vet against it).
-    SynthIndex {
-        #[arg(long)]
-        rows: u64,
-        #[arg(long)]
-        db: PathBuf,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        #[arg(long, value_name = "DIR")]
-        vet_dir: Option<PathBuf>,
-        #[arg(long, default_value_t = 1000)]
-        vet_files: usize,
-        /// Tagged audio file the vet files are copies of.
-        #[arg(long, value_name = "FILE")]
-        template: Option<PathBuf>,
-    },
+    SynthIndex(dupes::synth::SynthOptions),
     /// Benchmark ceiling: read and MD5 the hashed bytes of every file, nothing else.
     Roofline {
         library: Vec<PathBuf>,
@@ -91,22 +77,7 @@ enum MixArg {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::SynthIndex {
-            rows,
-            db,
-            seed,
-            vet_dir,
-            vet_files,
-            template,
-        } => {
-            let opts = dupes::synth::SynthOptions {
-                rows,
-                db,
-                seed,
-                vet_dir,
-                vet_files,
-                template,
-            };
+        Command::SynthIndex(opts) => {
             println!("{}", serde_json::to_string(&dupes::synth::run(&opts)?)?);
         }
         Command::Roofline {
