@@ -51,6 +51,8 @@ fn index_once(lib: &Path, db: &Path, engine: EngineKind) -> Duration {
         progress: false,
         writer: WriterOptions::default(),
         max_removed: Default::default(),
+        stop: musicdex::engine::StopFlag::never(),
+        uring: Default::default(),
     };
     let started = Instant::now();
     let s = index::run(&opts).expect("index run");

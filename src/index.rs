@@ -29,6 +29,10 @@ pub struct IndexOptions {
     pub writer: WriterOptions,
     /// The most of a root's rows one run may mark removed.
     pub max_removed: MaxRemoved,
+    /// Ends the run cleanly when set (the binary routes SIGINT/SIGTERM/SIGHUP to it).
+    pub stop: &'static engine::StopFlag,
+    /// Ring tuning overrides, for measuring.
+    pub uring: engine::uring::Tuning,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -84,8 +88,6 @@ pub fn normalise_roots(roots: &[PathBuf]) -> Result<Vec<PathBuf>> {
 pub fn run(opts: &IndexOptions) -> Result<Summary> {
     let started = Instant::now();
     let rusage_start = rusage();
-    // First, so a stop asked for at any point after the run is logged ends it cleanly.
-    engine::install_signal_handlers();
     let roots = normalise_roots(&opts.roots)?;
     let conn = store::open(&opts.db)?;
     close_abandoned_runs(&conn)?;
@@ -142,7 +144,7 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
                     // The files the index holds under these roots: the likely total until
                     // the walk has listed everything.
                     let expected = known.iter().filter(|(_, k)| k.active).count() as u64;
-                    progress_loop(&counters, &written, &done, expected)
+                    progress_loop(&counters, &written, &done, expected, opts.stop)
                 });
         }
         let ctx = EngineContext {
@@ -152,6 +154,8 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
             full: opts.full,
             threads: opts.threads.max(1),
             counters: &counters,
+            stop: opts.stop,
+            uring: opts.uring,
         };
         let engine_result = engine::run(opts.engine, &ctx, tx);
         let writer_result = writer.join();
@@ -411,7 +415,13 @@ fn record_devices(
 /// seconds, and once the walk is over (every file found) an estimate of the time left.
 /// Cleared when the run ends, by success, error or a stop signal, so the final message
 /// stands alone.
-fn progress_loop(counters: &Counters, written: &AtomicU64, done: &AtomicBool, expected: u64) {
+fn progress_loop(
+    counters: &Counters,
+    written: &AtomicU64,
+    done: &AtomicBool,
+    expected: u64,
+    stop: &engine::StopFlag,
+) {
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
@@ -420,7 +430,7 @@ fn progress_loop(counters: &Counters, written: &AtomicU64, done: &AtomicBool, ex
     let mut rate = Rate::default();
     // A stop request clears the line at once, before the engines wind down and the
     // "interrupted" message is printed.
-    while !done.load(Ordering::Relaxed) && !engine::INTERRUPTED.load(Ordering::Relaxed) {
+    while !done.load(Ordering::Relaxed) && stop.requested().is_none() {
         let found = counters.found.load(Ordering::Relaxed);
         let read = counters.read.load(Ordering::Relaxed);
         let bytes = counters.bytes_read.load(Ordering::Relaxed);

@@ -8,6 +8,7 @@ pub mod fetch;
 pub mod r#gen;
 pub mod index;
 pub mod media;
+pub mod process;
 pub mod scan;
 pub mod scrape;
 pub mod store;

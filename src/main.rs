@@ -7,15 +7,17 @@ mod cli;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use musicdex::dupes::{self, By};
 use musicdex::engine::EngineKind;
-use musicdex::r#gen::{self, GenOptions, Mix};
 use musicdex::index::{self, IndexOptions};
 use musicdex::scan::{ExtFilter, WalkOptions};
 use musicdex::store::writer::{MaxRemoved, WriterOptions};
 use musicdex::store::{self, query};
+
+/// Where the process's stop signals go; `index` hands it to the run.
+static STOP: musicdex::engine::StopFlag = musicdex::engine::StopFlag::new();
 
 /// The engine `index` and `vet` use unless `--engine` says otherwise.
 const DEFAULT_ENGINE: EngineKind = EngineKind::Uring;
@@ -217,29 +219,6 @@ enum Command {
         #[arg(short = 'e', long, value_name = "LIST", allow_hyphen_values = true)]
         ext: Option<String>,
     },
-    /// Benchmarks only: write a synthetic index of N rows (and optionally a folder of
-    /// real files to vet against it).
-    #[command(hide = true)]
-    SynthIndex {
-        /// Rows to write.
-        #[arg(long)]
-        rows: u64,
-        /// Database file to create.
-        #[arg(long)]
-        db: PathBuf,
-        /// Seed of every random choice.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Also write a folder of real files to vet against the index.
-        #[arg(long, value_name = "DIR")]
-        vet_dir: Option<PathBuf>,
-        /// Files in the vet folder.
-        #[arg(long, default_value_t = 1000)]
-        vet_files: usize,
-        /// Tagged audio file the vet files are copies of.
-        #[arg(long, value_name = "FILE")]
-        template: Option<PathBuf>,
-    },
     /// Write every indexed row (inactive ones too, `is_active` says which) to stdout or
     /// --out; Parquet as one host's partition of a dataset folder
     /// (DIR/host=NAME/part-00000.parquet).
@@ -263,69 +242,13 @@ enum Command {
     },
     /// Find posts on a music blog, keep the wanted genres, extract download links.
     Scrape(musicdex::scrape::ScrapeArgs),
-    /// Benchmark floor: walk, then read and MD5 the hashed bytes of every file, nothing
-    /// else (no tags, no database). Bounds a full index, warm or cold.
-    #[command(hide = true)]
-    Roofline {
-        /// Library folders to read.
-        library: Vec<PathBuf>,
-        /// Extensions, as for `index --ext`.
-        #[arg(short = 'e', long, value_name = "LIST", allow_hyphen_values = true)]
-        ext: Option<String>,
-        /// Blocking reader threads (default: one per core when a probe finds the library
-        /// in the page cache, 64 when it does not).
-        #[arg(long)]
-        io_threads: Option<usize>,
-    },
-    /// Generate a synthetic, seed-deterministic library for benchmarks and tests.
-    GenLibrary {
-        /// Directory to create (must be empty or absent).
-        dir: PathBuf,
-        /// How many files to write.
-        #[arg(long)]
-        files: usize,
-        /// Seed of every random choice: the same seed writes the same library.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// What kind of files.
-        #[arg(long, value_enum, default_value_t = MixArg::Music)]
-        mix: MixArg,
-        /// Writer threads, 1 to 1024 [default: cores available]; the output does not
-        /// depend on it.
-        #[arg(short = 'j', long, value_parser = parse_threads)]
-        threads: Option<usize>,
-        /// Print the report as one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Write the robustness suite: seeded mutants of SOURCES and the pathological cases
-    /// (sparse partial downloads, lying size fields); see ci/robustness.
-    #[command(hide = true)]
-    GenRobustness {
-        dir: PathBuf,
-        /// Files or folders whose files are mutated.
-        #[arg(long, required = true, num_args = 1..)]
-        sources: Vec<PathBuf>,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        #[arg(long, default_value_t = 1500)]
-        mutants: usize,
-    },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum MixArg {
-    /// Sparse files of 3–40 MB: real head and tail, a hole between.
-    Music,
-    /// Real files of 1–300 KB, for tests of file count.
-    Small,
-    /// Real, tagged files of 2–8 KiB: a million fit on a small disk.
-    Tiny,
 }
 
 fn main() -> ExitCode {
     cli::out::install_pipe_panic_hook();
     let cli = Cli::parse();
+    // The process owns its panic hook: quiet for lofty panics, which become row errors.
+    musicdex::media::tags::install_quiet_panic_hook();
     match run(cli) {
         Ok(code) => code,
         Err(e) if cli::out::is_broken_pipe(&e) => cli::out::quiet_exit(),
@@ -361,6 +284,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             max_tag_bytes,
         } => {
             musicdex::media::budget::set_max_tag_bytes(max_tag_bytes);
+            // First, so a stop asked for at any point of the run ends it cleanly.
+            musicdex::process::install_stop_handlers(&STOP);
+            musicdex::process::raise_memlock();
             let db = index::db_path_or_default(db.as_deref())?;
             cli::check_db_access(&db, true)?;
             // Kept for the hint below: a list that matches nothing is most often a typo.
@@ -382,6 +308,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     ..Default::default()
                 },
                 max_removed,
+                stop: &STOP,
+                uring: musicdex::process::uring_tuning_from_env(),
             };
             let summary = index::run(&opts)?;
             if summary.files_found == 0
@@ -482,28 +410,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let report = dupes::groups::find(&conn, &dupes::DupesOptions { by, min_score })?;
             print_report(json, &report, dupes::report::print_dupes)?;
         }
-        Command::SynthIndex {
-            rows,
-            db,
-            seed,
-            vet_dir,
-            vet_files,
-            template,
-        } => {
-            let opts = dupes::synth::SynthOptions {
-                rows,
-                db,
-                seed,
-                vet_dir,
-                vet_files,
-                template,
-            };
-            writeln!(
-                out,
-                "{}",
-                serde_json::to_string(&dupes::synth::run(&opts)?)?
-            )?;
-        }
         Command::Vet {
             folder,
             db,
@@ -526,6 +432,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 cli::check_db_access(&path, false)?;
                 store::open_read_only(&path)?
             };
+            // vet reads through io_uring by default, as index does.
+            musicdex::process::raise_memlock();
             let opts = dupes::VetOptions {
                 folder,
                 engine,
@@ -551,60 +459,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Scrape(args) => musicdex::scrape::run(args)?,
-        Command::Roofline {
-            library,
-            ext,
-            io_threads,
-        } => {
-            let walk = WalkOptions {
-                follow_symlinks: false,
-                filter: ext_filter(ext)?,
-            };
-            let roots = index::normalise_roots(&library)?;
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let r = musicdex::engine::roofline::run(&roots, &walk, cores, io_threads);
-            writeln!(out, "{}", serde_json::to_string(&r)?)?;
-        }
-        Command::GenLibrary {
-            dir,
-            files,
-            seed,
-            mix,
-            threads,
-            json,
-        } => {
-            let mix = match mix {
-                MixArg::Music => Mix::Music,
-                MixArg::Small => Mix::Small,
-                MixArg::Tiny => Mix::Tiny,
-            };
-            let report = r#gen::generate(
-                &dir,
-                &GenOptions {
-                    files,
-                    seed,
-                    mix,
-                    threads: threads.unwrap_or(0),
-                },
-            )?;
-            if json {
-                writeln!(out, "{}", serde_json::to_string(&report)?)?;
-            } else if !quiet {
-                r#gen::print_report(&report);
-            }
-        }
-        Command::GenRobustness {
-            dir,
-            sources,
-            seed,
-            mutants,
-        } => {
-            let files: Vec<PathBuf> = sources
-                .iter()
-                .flat_map(|s| r#gen::mutate::files_under(s))
-                .collect();
-            r#gen::mutate::write_suite(&dir, &files, seed, mutants)?;
-        }
     }
     Ok(ExitCode::SUCCESS)
 }

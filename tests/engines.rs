@@ -83,7 +83,11 @@ fn corpus_rows_are_identical() {
 
 /// Where io_uring is refused the `uring` engine runs as `threads`, legitimately.
 fn uring_works() -> bool {
-    musicdex::engine::uring::probe(&musicdex::engine::uring::Config::for_threads(2)).is_ok()
+    musicdex::engine::uring::probe(&musicdex::engine::uring::Config::for_threads(
+        2,
+        &Default::default(),
+    ))
+    .is_ok()
 }
 
 fn expected_engine(engine: &str) -> &str {

@@ -625,7 +625,7 @@ fn sigterm_and_sighup_stop_cleanly_and_kill_9_is_closed_later() {
     let tmp = tempfile::tempdir().unwrap();
     let lib = tmp.path().join("gen");
     let total = 1500;
-    ok(&[
+    dev_ok(&[
         "gen-library",
         lib.to_str().unwrap(),
         "--files",

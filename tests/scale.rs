@@ -13,7 +13,7 @@ use rusqlite::Connection;
 
 fn tiny_library(dir: &Path, files: usize, seed: u64) -> std::path::PathBuf {
     let lib = dir.join("lib");
-    ok(&[
+    dev_ok(&[
         "gen-library",
         lib.to_str().unwrap(),
         "--files",

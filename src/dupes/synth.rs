@@ -20,14 +20,22 @@ use crate::media::hash::metadata_hash;
 use crate::media::record::{Stat, read_reference};
 use crate::store::{self, now_rfc3339};
 
-#[derive(Clone, Debug)]
+/// Also the arguments of `musicdex-dev synth-index`.
+#[derive(Clone, Debug, clap::Args)]
 pub struct SynthOptions {
+    #[arg(long)]
     pub rows: u64,
+    #[arg(long)]
     pub db: PathBuf,
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Write this many real files to `vet_dir`, copies of `template` retagged.
+    /// Write --vet-files real files here, copies of --template retagged.
+    #[arg(long, value_name = "DIR")]
     pub vet_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 1000)]
     pub vet_files: usize,
+    /// Tagged audio file the vet files are copies of.
+    #[arg(long, value_name = "FILE")]
     pub template: Option<PathBuf>,
 }
 

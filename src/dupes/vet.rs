@@ -172,6 +172,9 @@ pub fn scan_folder(
                 full: true,
                 threads: threads.max(1),
                 counters: &counters,
+                // vet writes nothing a stop would need to save; Ctrl-C ends it at once.
+                stop: crate::engine::StopFlag::never(),
+                uring: Default::default(),
             };
             engine::run(kind, &ctx, tx)
         });

@@ -102,10 +102,6 @@ pub struct FirstRead {
 }
 
 impl FirstRead {
-    pub fn hashed(&self) -> (&[u8], Option<&[u8]>) {
-        hashed(self.stat.size, &self.segments)
-    }
-
     /// Parse the tags, fetching what the parse asks for, and build the record.
     pub fn finish(self, content: String, counters: &Counters) -> FileRecord {
         let FirstRead {
@@ -123,8 +119,7 @@ impl FirstRead {
                     for (offset, len) in plan {
                         let Some(mut data) = zeroed(len) else {
                             // No memory for it now: the same parse, from the file.
-                            let parsed = parse_file(&file, stat.size, &segments, &path);
-                            return FileRecord::assemble(path, stat, Ok(content), parsed);
+                            return parse_from_file(&file, path, stat, &segments, content);
                         };
                         if file.read_exact_at(&mut data, offset).is_err() {
                             return read_reference_file(file, path, stat);
@@ -136,9 +131,52 @@ impl FirstRead {
                 Attempt::Stream => break,
             }
         }
-        let parsed = parse_file(&file, stat.size, &segments, &path);
-        FileRecord::assemble(path, stat, Ok(content), parsed)
+        parse_from_file(&file, path, stat, &segments, content)
     }
+}
+
+/// The parse of a hashed file that reads what it lacks from the file itself: for a file
+/// whose parse needs more than a backend holds for it. Same bytes, same budget, so the
+/// same row as a parse from memory.
+pub fn parse_from_file(
+    file: &File,
+    path: PathBuf,
+    stat: Stat,
+    held: &[Segment],
+    content: String,
+) -> FileRecord {
+    let parsed = parse_file(file, stat.size, held, &path);
+    FileRecord::assemble(path, stat, Ok(content), parsed)
+}
+
+/// Open a file the walk found, relative to its directory, to read its bytes. No
+/// readahead: past the head it reads (or zero-fills, in sparse files) megabytes nothing
+/// uses.
+pub fn open_for_read(dir: &Dir, name: &CStr) -> io::Result<File> {
+    let fd = rustix::fs::openat(
+        &dir.fd,
+        name,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    // Advice only; a failure changes nothing.
+    let _ = rustix::fs::fadvise(&fd, 0, None, rustix::fs::Advice::Random);
+    Ok(File::from(fd))
+}
+
+/// The row of a file that could not be opened: one text, whichever backend tried.
+pub fn open_failed(path: PathBuf, stat: Stat, e: io::Error) -> FileRecord {
+    FileRecord::failed(path, stat, format!("open: {e}"))
+}
+
+/// The content hashes of files given as (size, first-read segments), eight at a time in
+/// the lanes of one MD5 kernel: how both backends hash.
+pub fn batch_hashes<'a>(files: impl IntoIterator<Item = (u64, &'a [Segment])>) -> Vec<String> {
+    let inputs: Vec<_> = files
+        .into_iter()
+        .map(|(size, first)| hashed(size, first))
+        .collect();
+    hash::content_hashes(&inputs)
 }
 
 /// A buffer of `len` zeros, or `None` when the allocator refuses: one file's bytes never
@@ -159,25 +197,10 @@ pub fn read_first(
     stat: Stat,
     counters: &Counters,
 ) -> Result<FirstRead, Box<FileRecord>> {
-    let fd = match rustix::fs::openat(
-        &dir.fd,
-        name,
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(e) => {
-            return Err(Box::new(FileRecord::failed(
-                path,
-                stat,
-                format!("open: {}", io::Error::from(e)),
-            )));
-        }
+    let file = match open_for_read(dir, name) {
+        Ok(file) => file,
+        Err(e) => return Err(Box::new(open_failed(path, stat, e))),
     };
-    // No readahead: past the head it reads (or zero-fills, in sparse files) megabytes
-    // nothing uses. Advice only; a failure changes nothing.
-    let _ = rustix::fs::fadvise(&fd, 0, None, rustix::fs::Advice::Random);
-    let file = File::from(fd);
     counters.read.fetch_add(1, Ordering::Relaxed);
     let mut segments = Vec::with_capacity(2);
     for (offset, len) in first_reads(stat.size) {
@@ -204,8 +227,11 @@ pub fn read_first(
 /// Hash a batch of files together, then parse each; each record comes out with what it
 /// was queued with.
 pub fn finish_batch<K>(files: Vec<(FirstRead, K)>, counters: &Counters) -> Vec<(FileRecord, K)> {
-    let inputs: Vec<_> = files.iter().map(|(f, _)| f.hashed()).collect();
-    let hashes = hash::content_hashes(&inputs);
+    let hashes = batch_hashes(
+        files
+            .iter()
+            .map(|(f, _)| (f.stat.size, f.segments.as_slice())),
+    );
     files
         .into_iter()
         .zip(hashes)

@@ -4,11 +4,12 @@
 pub mod file;
 pub mod roofline;
 pub mod sequential;
+pub mod stop;
 pub mod threads;
 pub mod uring;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Result;
 use crossbeam_channel::Sender;
@@ -18,6 +19,8 @@ use crate::media::record::Stat;
 use crate::scan::{self, WalkOptions, WalkProblems};
 use crate::store::writer::Change;
 use crate::store::{Known, KnownFile};
+
+pub use stop::{Interrupted, StopFlag};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -71,6 +74,10 @@ pub struct EngineContext<'a> {
     pub full: bool,
     pub threads: usize,
     pub counters: &'a Counters,
+    /// Checked before every change is sent; set by whoever owns the process's signals.
+    pub stop: &'a StopFlag,
+    /// Ring tuning overrides (the uring engine only).
+    pub uring: uring::Tuning,
 }
 
 /// Whether a file must be read again. One definition for all engines. A file whose last
@@ -84,70 +91,26 @@ pub fn decide(known: Option<&KnownFile>, stat: Stat, full: bool) -> Option<Known
     }
 }
 
-/// Set by the SIGINT, SIGTERM and SIGHUP handler. Every engine sends through [`Batcher`],
-/// which checks it, so a stop request ends all of them at the next file and the writer
-/// commits what it has.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-/// The signal that asked for the stop, for the exit code (128 + signal, as a shell
-/// reports a process killed by it).
-static STOP_SIGNAL: AtomicI32 = AtomicI32::new(libc::SIGINT);
-
-/// The error an engine returns when it stopped because of Ctrl-C, SIGTERM or SIGHUP.
-#[derive(Debug)]
-pub struct Interrupted;
-
-impl Interrupted {
-    /// 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP.
-    pub fn exit_code(&self) -> u8 {
-        (128 + STOP_SIGNAL.load(Ordering::SeqCst)) as u8
-    }
-}
-
-impl std::fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("interrupted; what was indexed is saved and the next run completes the work")
-    }
-}
-
-impl std::error::Error for Interrupted {}
-
-extern "C" fn on_stop_signal(sig: libc::c_int) {
-    if INTERRUPTED.swap(true, Ordering::SeqCst) {
-        // A second signal means now: the database is consistent at any instant.
-        unsafe { libc::_exit(128 + sig) };
-    }
-    STOP_SIGNAL.store(sig, Ordering::SeqCst);
-}
-
-/// Route the first Ctrl-C, SIGTERM (a service stop, `kill`) or SIGHUP (a closed terminal)
-/// to a clean stop instead of an abrupt exit.
-pub fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the handler only touches atomics and calls _exit, all async-signal-safe.
-        unsafe {
-            libc::signal(sig, on_stop_signal as *const () as libc::sighandler_t);
-        }
-    }
-}
-
 /// Buffers changes and sends them in batches.
-pub struct Batcher {
+pub struct Batcher<'a> {
     tx: Sender<Vec<Change>>,
     buf: Vec<Change>,
+    stop: &'a StopFlag,
 }
 
-impl Batcher {
-    pub fn new(tx: Sender<Vec<Change>>) -> Batcher {
+impl<'a> Batcher<'a> {
+    pub fn new(tx: Sender<Vec<Change>>, stop: &'a StopFlag) -> Batcher<'a> {
         Batcher {
             tx,
             buf: Vec::with_capacity(SEND_BATCH),
+            stop,
         }
     }
 
     pub fn push(&mut self, c: Change) -> Result<()> {
-        if INTERRUPTED.load(Ordering::Relaxed) {
+        if let Some(signal) = self.stop.requested() {
             self.flush()?;
-            return Err(Interrupted.into());
+            return Err(Interrupted { signal }.into());
         }
         self.buf.push(c);
         if self.buf.len() >= SEND_BATCH {
@@ -180,7 +143,7 @@ pub fn run(
         EngineKind::Sequential => Ok((sequential::run(ctx, tx)?, kind)),
         EngineKind::Threads => Ok((threads::run(ctx, tx)?, kind)),
         EngineKind::Uring => {
-            let cfg = uring::Config::for_threads(ctx.threads);
+            let cfg = uring::Config::for_threads(ctx.threads, &ctx.uring);
             match uring::probe(&cfg) {
                 Ok(()) => Ok((uring::run(ctx, tx, cfg)?, kind)),
                 Err(e) => {

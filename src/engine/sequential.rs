@@ -14,7 +14,7 @@ use crate::scan::{WalkProblems, walk_sequential};
 use crate::store::writer::Change;
 
 pub fn run(ctx: &EngineContext, tx: Sender<Vec<Change>>) -> Result<WalkProblems> {
-    let mut out = Batcher::new(tx);
+    let mut out = Batcher::new(tx, ctx.stop);
     let mut failure = None;
     let problems = walk_sequential(ctx.roots, ctx.walk, |path| {
         ctx.counters.found.fetch_add(1, Ordering::Relaxed);

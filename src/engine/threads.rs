@@ -24,7 +24,7 @@ pub(super) fn worker(
     walk: &ParallelWalk,
     tx: Sender<Vec<Change>>,
 ) -> Result<()> {
-    let mut out = Batcher::new(tx);
+    let mut out = Batcher::new(tx, ctx.stop);
     let mut buf = DirBuf::default();
     let mut pending = Pending::default();
     loop {

@@ -25,11 +25,13 @@ use anyhow::Result;
 use crossbeam_channel::Sender;
 use io_uring::{IoUring, Probe, opcode, squeue, types};
 
-use super::file::{Triage, first_reads, hashed, triage, triage_stat};
+use super::file::{
+    Triage, batch_hashes, first_reads, open_failed, open_for_read, parse_from_file, triage,
+    triage_stat,
+};
 use super::{Batcher, EngineContext};
 use crate::media::budget;
-use crate::media::hash::content_hashes;
-use crate::media::record::{Stat, parse_file, read_reference};
+use crate::media::record::{Stat, read_reference};
 use crate::media::sparse::{self, Attempt, Segment};
 use crate::media::{FileRecord, md5x8};
 use crate::scan::WalkProblems;
@@ -37,7 +39,7 @@ use crate::scan::parallel::{Batch, Dir, DirBuf, Next, ParallelWalk};
 use crate::store::KnownFile;
 use crate::store::writer::Change;
 
-/// Tuning, fixed at start. The environment overrides exist for measuring, not for users.
+/// Tuning, fixed at start.
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
     /// Files in flight per ring.
@@ -50,32 +52,41 @@ pub struct Config {
     /// (the ring punts every STATX to an io-wq thread); cold, a blocking statx per file
     /// serialises the inode reads (measured on 10k files: 17.0 s sync vs 10.5 s ring).
     pub ring_statx: Option<bool>,
+    pub coop_taskrun: bool,
     /// Faults to inject, for the tests of teardown.
     #[cfg(test)]
     pub fault: fault::Fault,
 }
 
+/// Overrides of the ring's tuning, for measuring, not for users. The library never reads
+/// the environment: the binary fills this (`musicdex::process::uring_tuning_from_env`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tuning {
+    pub window: Option<usize>,
+    pub iowq_workers: Option<u32>,
+    /// See [`Config::ring_statx`].
+    pub ring_statx: Option<bool>,
+    /// Set up rings with COOP_TASKRUN (see `build_ring`).
+    pub coop_taskrun: bool,
+}
+
 impl Config {
-    pub fn for_threads(threads: usize) -> Config {
-        let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
+    pub fn for_threads(threads: usize, tuning: &Tuning) -> Config {
         // 128 files in flight over all rings keeps a disk busy (measured: one ring with
         // window 64 ≈ 24k files/s cold, two rings of 64 ≈ the disk's limit); per ring at
         // most 64, since buffers (192 KiB per slot) are what the window costs in memory.
-        let window = env("MUSICDEX_URING_WINDOW")
+        let window = tuning
+            .window
             .unwrap_or_else(|| (128 / threads.max(1)).clamp(16, 64))
             .clamp(1, 1024);
         // 64 bounded io-wq workers per ring: cold, 10k files took 10.5 s with the default
         // limit and 7.5 s with 64 (the punted STATX and OPENAT calls run there).
-        let iowq_workers = env("MUSICDEX_URING_IOWQ").unwrap_or(64) as u32;
-        let ring_statx = match std::env::var("MUSICDEX_URING_STATX").as_deref() {
-            Ok("ring") => Some(true),
-            Ok("sync") => Some(false),
-            _ => None,
-        };
+        let iowq_workers = tuning.iowq_workers.unwrap_or(64);
         Config {
             window,
             iowq_workers,
-            ring_statx,
+            ring_statx: tuning.ring_statx,
+            coop_taskrun: tuning.coop_taskrun,
             #[cfg(test)]
             fault: fault::Fault::default(),
         }
@@ -86,31 +97,14 @@ impl Config {
     }
 }
 
-/// Raise the locked-memory soft limit to the hard limit: where ring memory is charged to
-/// RLIMIT_MEMLOCK (unprivileged users), a low soft limit makes io_uring_setup fail.
-pub fn raise_memlock() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain libc calls on a struct we own.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
-        }
-    }
-}
-
 fn build_ring(cfg: &Config) -> io::Result<IoUring> {
     let entries = cfg.ring_entries();
     // SINGLE_ISSUER: only this thread submits (a hint; older kernels refuse it, so retry
     // without). COOP_TASKRUN is left off by default: it defers the next link of every
     // chain until this thread enters the kernel, which it does only between files.
-    let coop = std::env::var("MUSICDEX_URING_COOP").is_ok_and(|v| v == "1");
     let mut b = IoUring::builder();
     b.setup_cqsize(entries * 2).setup_single_issuer();
-    if coop {
+    if cfg.coop_taskrun {
         b.setup_coop_taskrun();
     }
     let ring = b
@@ -126,9 +120,9 @@ fn build_ring(cfg: &Config) -> io::Result<IoUring> {
 }
 
 /// Whether this process may use io_uring the way the engine does: a ring, every opcode it
-/// needs, and a table of direct descriptors. The error says why not.
+/// needs, and a table of direct descriptors. The error says why not. An unprivileged
+/// process needs its RLIMIT_MEMLOCK raised first (`musicdex::process::raise_memlock`).
 pub fn probe(cfg: &Config) -> io::Result<()> {
-    raise_memlock();
     let ring = build_ring(cfg)?;
     let mut probe = Probe::new();
     ring.submitter().register_probe(&mut probe)?;
@@ -180,7 +174,7 @@ fn worker(
         since_wait: 0,
         ctx,
         cfg,
-        out: Batcher::new(tx),
+        out: Batcher::new(tx, ctx.stop),
         extra: 0,
     };
     // Teardown is RingWorker's Drop: it runs however `run` ends, error or panic, and
@@ -299,7 +293,7 @@ struct RingWorker<'a> {
     since_wait: u32,
     ctx: &'a EngineContext<'a>,
     cfg: Config,
-    out: Batcher,
+    out: Batcher<'a>,
     /// Bytes all slots hold beyond head and tail; at most [`RING_FETCH_CAP`].
     extra: u64,
 }
@@ -639,11 +633,7 @@ impl RingWorker<'_> {
                 if open < 0 {
                     let path = std::mem::take(&mut slot.path);
                     let record = if slot.phase == Phase::First {
-                        FileRecord::failed(
-                            path,
-                            stat,
-                            format!("open: {}", io::Error::from_raw_os_error(-open)),
-                        )
+                        open_failed(path, stat, io::Error::from_raw_os_error(-open))
                     } else {
                         // Opened a moment ago and gone now: the reference path says what
                         // it finds.
@@ -689,14 +679,10 @@ impl RingWorker<'_> {
     /// Hash the files waiting for it together, then parse each.
     fn hash_pending(&mut self) -> Result<()> {
         let queued = std::mem::take(&mut self.hashing);
-        let inputs: Vec<_> = queued
-            .iter()
-            .map(|&s| {
-                let slot = &self.slots[s];
-                hashed(slot.stat.expect("stat'ed").size, &slot.segments)
-            })
-            .collect();
-        let hashes = content_hashes(&inputs);
+        let hashes = batch_hashes(queued.iter().map(|&s| {
+            let slot = &self.slots[s];
+            (slot.stat.expect("stat'ed").size, slot.segments.as_slice())
+        }));
         for (&s, h) in queued.iter().zip(hashes) {
             self.slots[s].content = Some(h);
         }
@@ -753,19 +739,10 @@ impl RingWorker<'_> {
         let stat = slot.stat.expect("stat'ed before reading");
         let path = std::mem::take(&mut slot.path);
         let dir = slot.dir.as_ref().expect("slot has its directory");
-        let opened = rustix::fs::openat(
-            &dir.fd,
-            slot.name.as_c_str(),
-            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        );
-        let record = match opened {
-            Ok(fd) => {
-                let _ = rustix::fs::fadvise(&fd, 0, None, rustix::fs::Advice::Random);
-                let file = std::fs::File::from(fd);
-                let parsed = parse_file(&file, stat.size, &slot.segments, &path);
+        let record = match open_for_read(dir, slot.name.as_c_str()) {
+            Ok(file) => {
                 let content = slot.content.take().expect("hashed after the first chain");
-                FileRecord::assemble(path, stat, Ok(content), parsed)
+                parse_from_file(&file, path, stat, &slot.segments, content)
             }
             // Gone since it was read: the reference path says what it finds.
             Err(_) => read_reference(path, stat),
@@ -941,7 +918,7 @@ pub mod fault {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Counters;
+    use crate::engine::{Counters, StopFlag};
     use crate::scan::WalkOptions;
     use crate::store::Known;
     use std::path::Path;
@@ -951,7 +928,7 @@ mod tests {
     }
 
     fn ring_usable() -> bool {
-        let ok = probe(&Config::for_threads(1)).is_ok();
+        let ok = probe(&Config::for_threads(1, &Tuning::default())).is_ok();
         if !ok {
             eprintln!("skipped: io_uring is refused here");
         }
@@ -975,8 +952,10 @@ mod tests {
             full: true,
             threads: 1,
             counters: &counters,
+            stop: StopFlag::never(),
+            uring: Tuning::default(),
         };
-        let mut cfg = Config::for_threads(1);
+        let mut cfg = Config::for_threads(1, &Tuning::default());
         cfg.ring_statx = Some(false);
         cfg.fault = fault;
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -1069,8 +1048,10 @@ mod tests {
             full: true,
             threads: 1,
             counters: &counters,
+            stop: StopFlag::never(),
+            uring: Tuning::default(),
         };
-        let mut cfg = Config::for_threads(1);
+        let mut cfg = Config::for_threads(1, &Tuning::default());
         cfg.window = 2;
         let (tx, rx) = crossbeam_channel::unbounded();
         let mut w = RingWorker {
@@ -1084,7 +1065,7 @@ mod tests {
             extra: 0,
             ctx: &ctx,
             cfg,
-            out: Batcher::new(tx),
+            out: Batcher::new(tx, ctx.stop),
         };
         let fd = rustix::fs::open(
             dir_path,

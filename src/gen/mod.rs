@@ -1,4 +1,4 @@
-//! Synthetic music libraries for benchmarks and tests (`musicdex gen-library`).
+//! Synthetic music libraries for benchmarks and tests (`musicdex-dev gen-library`).
 //!
 //! Every file is built from a real, untagged template per format (`fixtures/templates/`,
 //! embedded at compile time) with its own tags, optional cover art and length. The same

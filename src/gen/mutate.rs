@@ -1,4 +1,4 @@
-//! The robustness suite's files (`musicdex gen-robustness`): seeded mutants of real audio
+//! The robustness suite's files (`musicdex-dev gen-robustness`): seeded mutants of real audio
 //! files, and pathological files as a batch scanner meets them (unfinished downloads that
 //! were preallocated, junk heads, size fields that lie). The big ones are sparse, so a
 //! 3 GiB file costs no disk. The same seed always writes the same bytes.

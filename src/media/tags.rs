@@ -40,6 +40,7 @@ thread_local! {
 
 /// A panic inside lofty is caught and recorded as the file's error; the default hook
 /// would still print a backtrace banner per corrupt file, so silence it for those only.
+/// A process-wide hook: the binary installs it (`main`), never the library.
 pub fn install_quiet_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -78,7 +79,6 @@ pub fn parse_partial<S: Source>(
     path: &Path,
     missed: &dyn Fn() -> bool,
 ) -> Result<Parsed, String> {
-    install_quiet_panic_hook();
     IN_PARSER.with(|c| c.set(true));
     let result = catch_unwind(AssertUnwindSafe(|| {
         parse_with_retries(reader, path, missed)

@@ -9,6 +9,11 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_musicdex"))
 }
 
+/// The developer tools (generators, roofline), kept out of the product binary.
+pub fn dev_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_musicdex-dev"))
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -18,6 +23,15 @@ pub fn corpus() -> PathBuf {
     std::env::var_os("MUSICDEX_SHARED")
         .map_or_else(|| repo().join("../shared"), PathBuf::from)
         .join("corpus")
+}
+
+/// Run the developer binary (generators) and insist on success, returning stdout.
+pub fn dev_ok(args: &[&str]) -> String {
+    let out = Command::new(dev_bin())
+        .args(args)
+        .output()
+        .expect("run musicdex-dev");
+    succeeded("musicdex-dev", args, out)
 }
 
 pub fn musicdex(args: &[&str]) -> Output {
@@ -30,10 +44,13 @@ pub fn musicdex(args: &[&str]) -> Output {
 
 /// Run and insist on success, returning stdout.
 pub fn ok(args: &[&str]) -> String {
-    let out = musicdex(args);
+    succeeded("musicdex", args, musicdex(args))
+}
+
+fn succeeded(program: &str, args: &[&str], out: Output) -> String {
     assert!(
         out.status.success(),
-        "musicdex {args:?} failed: {}\n{}",
+        "{program} {args:?} failed: {}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
