@@ -20,6 +20,30 @@ pub fn escape_control(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// [`escape_control`] for a name that may not be UTF-8: a UTF-8 name is escaped as
+/// text; in any other, the ASCII control bytes are escaped and every other byte is
+/// kept, so the name's exact bytes survive in a file meant for scripts.
+pub fn escape_control_bytes(b: &[u8]) -> Cow<'_, [u8]> {
+    match std::str::from_utf8(b) {
+        Ok(s) => match escape_control(s) {
+            Cow::Borrowed(_) => Cow::Borrowed(b),
+            Cow::Owned(o) => Cow::Owned(o.into_bytes()),
+        },
+        Err(_) if !b.iter().any(|c| c.is_ascii_control()) => Cow::Borrowed(b),
+        Err(_) => {
+            let mut out = Vec::with_capacity(b.len() + 8);
+            for &c in b {
+                if c.is_ascii_control() {
+                    out.extend((c as char).escape_default().to_string().bytes());
+                } else {
+                    out.push(c);
+                }
+            }
+            Cow::Owned(out)
+        }
+    }
+}
+
 /// An I/O error as words, without the "(os error N)" a user has no use for:
 /// "no such file or folder", "permission denied".
 pub fn io_reason(e: &std::io::Error) -> String {
@@ -44,6 +68,19 @@ pub fn hex(b: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_keep_what_is_not_a_control() {
+        assert!(matches!(
+            escape_control_bytes(b"caf\xe9/\xff.mp3"),
+            Cow::Borrowed(b"caf\xe9/\xff.mp3")
+        ));
+        assert_eq!(
+            &*escape_control_bytes(b"a\tb\xff\n\x1b.mp3"),
+            b"a\\tb\xff\\n\\u{1b}.mp3"
+        );
+        assert_eq!(&*escape_control_bytes("é\n".as_bytes()), "é\\n".as_bytes());
+    }
 
     #[test]
     fn escapes_only_controls() {

@@ -482,6 +482,135 @@ fn control_characters_in_names_are_escaped_in_text_output() {
     assert!(json.to_string().contains("new\\nline.mp3"), "{json}");
 }
 
+/// A JSON path field as bytes: `<field>_bytes`/`path_bytes` hex when the name is not
+/// UTF-8, else the text field itself.
+fn exact(obj: &Value, text: &str, hex: &str) -> Vec<u8> {
+    match obj[hex].as_str() {
+        Some(h) => (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect(),
+        None => obj[text].as_str().unwrap().as_bytes().to_vec(),
+    }
+}
+
+#[test]
+fn names_that_are_not_utf8_keep_their_bytes_in_json_and_vet_exports() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Seeded names: Latin-1 bytes, lone continuation bytes, a valid UTF-8 name, and a
+    // name that is both invalid and holds a tab; each copy of one recording.
+    let mut rng = fastrand::Rng::with_seed(1414);
+    let mut names: Vec<Vec<u8>> = vec![
+        b"caf\xe9/\xc9t\xe9.mp3".to_vec(),
+        b"x/\x80\xff\xfe.mp3".to_vec(),
+        "ok/été.mp3".as_bytes().to_vec(),
+        b"t/a\tb\xe9.mp3".to_vec(),
+    ];
+    for i in 0..3 {
+        let mut n: Vec<u8> = format!("r{i}/").into_bytes();
+        n.extend(
+            (0..rng.usize(1..12))
+                .map(|_| rng.u8(0x21..=0xff))
+                .filter(|&c| c != b'/'),
+        );
+        n.extend(b".mp3");
+        names.push(n);
+    }
+    let refs: Vec<&[u8]> = names.iter().map(|n| n.as_slice()).collect();
+    let lib = library(tmp.path(), &refs);
+    let db = tmp.path().join("x.db");
+    index_json(&lib, &db, &[]);
+    let mut expected: Vec<Vec<u8>> = refs
+        .iter()
+        .map(|n| {
+            lib.join(OsStr::from_bytes(n))
+                .as_os_str()
+                .as_bytes()
+                .to_vec()
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(paths_bytes(&db), expected);
+
+    // dupes --json: one content group of every copy, each name exact.
+    let json: Value =
+        serde_json::from_str(&ok(&["dupes", "--db", p(&db), "--by", "content", "--json"])).unwrap();
+    let groups = json["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{json}");
+    let mut got: Vec<Vec<u8>> = groups[0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| exact(f, "path", "path_bytes"))
+        .collect();
+    got.sort();
+    assert_eq!(got, expected);
+    for f in groups[0]["files"].as_array().unwrap() {
+        let utf8 = std::str::from_utf8(&exact(f, "path", "path_bytes")).is_ok();
+        assert_eq!(f["path_bytes"].is_null(), utf8, "{f}");
+    }
+
+    // vet: a folder holding one more copy under a name that is not UTF-8.
+    let new = tmp.path().join(OsStr::from_bytes(b"new \xe9"));
+    fs::create_dir_all(&new).unwrap();
+    let incoming = new.join(OsStr::from_bytes(b"dup \xff\x01.mp3"));
+    fs::copy(lib.join(OsStr::from_bytes(&names[0])), &incoming).unwrap();
+    let exports = tmp.path().join("exports");
+    let moved = tmp.path().join("moved");
+    // The folder's own name is not UTF-8 either: passed as raw bytes.
+    let out = Command::new(bin())
+        .arg("vet")
+        .arg(&new)
+        .args(["--db", p(&db), "--json", "--export", p(&exports)])
+        .args(["--move-duplicates-to", p(&moved)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let file = &json["files"][0];
+    assert_eq!(file["verdict"], "duplicate", "{json}");
+    assert_eq!(
+        exact(file, "path", "path_bytes"),
+        incoming.as_os_str().as_bytes()
+    );
+    assert!(
+        expected.contains(&exact(&file["match"], "path", "path_bytes")),
+        "{json}"
+    );
+    let mv = &json["moves"][0];
+    assert_eq!(mv["status"], "moved", "{json}");
+    assert_eq!(
+        exact(mv, "from", "from_bytes"),
+        incoming.as_os_str().as_bytes()
+    );
+    let target = moved.join(OsStr::from_bytes(b"dup \xff\x01.mp3"));
+    assert_eq!(exact(mv, "to", "to_bytes"), target.as_os_str().as_bytes());
+    assert!(target.exists() && !incoming.exists());
+
+    // duplicates.txt: the exact bytes, only the control byte escaped.
+    let listing = fs::read(exports.join("duplicates.txt")).unwrap();
+    let line = listing
+        .split(|&b| b == b'\n')
+        .find(|l| !l.starts_with(b"#"))
+        .unwrap();
+    let cols: Vec<&[u8]> = line.split(|&b| b == b'\t').collect();
+    let mut want = new.as_os_str().as_bytes().to_vec();
+    want.extend(b"/dup \xff\\u{1}.mp3");
+    assert_eq!(cols[0], &want[..], "{}", String::from_utf8_lossy(line));
+    assert!(
+        expected.iter().any(|e| e.as_slice() == cols[3]),
+        "{}",
+        String::from_utf8_lossy(line)
+    );
+    let mut header = b"# folder: ".to_vec();
+    header.extend(new.as_os_str().as_bytes());
+    assert!(
+        listing
+            .split(|&b| b == b'\n')
+            .any(|l| l == header.as_slice())
+    );
+}
+
 // ---- completions, man ----
 
 #[test]

@@ -148,12 +148,24 @@ pub struct LibraryFile {
     /// Only read by `vet` (see [`FILE_COLUMNS_AND_PATH`]); empty otherwise.
     #[serde(skip)]
     pub path_bytes: Vec<u8>,
+    /// The exact path as lower-case hex when it is not UTF-8 (`path` is then lossy, as
+    /// in `export` and `errors`), else null.
+    #[serde(rename = "path_bytes")]
+    pub exact_path: Option<String>,
 }
 
 impl LibraryFile {
     /// From a row selected with [`FILE_COLUMNS`] first.
     pub(crate) fn from_row(r: &Row) -> rusqlite::Result<LibraryFile> {
         LibraryFile::from_row_at(r, 0)
+    }
+
+    /// Fill [`LibraryFile::exact_path`] from `path_bytes` when that was selected.
+    fn with_exact_path(mut self) -> LibraryFile {
+        if std::str::from_utf8(&self.path_bytes).is_err() {
+            self.exact_path = Some(crate::text::hex(&self.path_bytes));
+        }
+        self
     }
 
     /// Sort key, best first: lossless over lossy, then bitrate, sample rate, size; the
@@ -329,6 +341,7 @@ pub fn find(conn: &Connection, opts: &DupesOptions) -> Result<DupesReport> {
             summary.redundant_files += g.files.len() as u64 - 1;
             summary.redundant_bytes += g.files[1..].iter().map(|f| f.size).sum::<u64>();
         }
+        exact_paths(conn, &mut groups)?;
         summary.elapsed_secs = started.elapsed().as_secs_f64();
         Ok(DupesReport {
             by: opts.by,
@@ -337,6 +350,29 @@ pub fn find(conn: &Connection, opts: &DupesOptions) -> Result<DupesReport> {
             groups,
         })
     })
+}
+
+/// The exact bytes of every grouped path the index stored lossily. `file_path` is the
+/// UTF-8 form, with U+FFFD where the name was not UTF-8; only such paths (rare) are
+/// looked up, so `dupes` keeps reading the narrow columns for the rest.
+fn exact_paths(conn: &Connection, groups: &mut [DupeGroup]) -> Result<()> {
+    let mut stmt = None;
+    for f in groups.iter_mut().flat_map(|g| g.files.iter_mut()) {
+        if f.exact_path.is_some() || !f.path.contains('\u{FFFD}') {
+            continue;
+        }
+        let stmt = match &mut stmt {
+            Some(s) => s,
+            None => {
+                stmt.insert(conn.prepare("SELECT path_bytes FROM library_index WHERE id = ?1")?)
+            }
+        };
+        let bytes: Vec<u8> = stmt.query_row([f.id], |r| r.get(0))?;
+        if std::str::from_utf8(&bytes).is_err() {
+            f.exact_path = Some(crate::text::hex(&bytes));
+        }
+    }
+    Ok(())
 }
 
 /// Seconds since `*since`, which is reset to now.
@@ -460,7 +496,9 @@ impl LibraryFile {
             } else {
                 Vec::new()
             },
-        })
+            exact_path: None,
+        }
+        .with_exact_path())
     }
 }
 
@@ -971,6 +1009,7 @@ mod tests {
             duration: None,
             lossless: is_lossless(format, Some(bitrate)),
             path_bytes: Vec::new(),
+            exact_path: None,
         };
         let mut files = vec![
             f("a", "mp3", 320, 44100, 10),
@@ -1080,6 +1119,7 @@ mod tests {
             duration,
             lossless: false,
             path_bytes: Vec::new(),
+            exact_path: None,
         }
     }
 

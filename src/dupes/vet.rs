@@ -25,6 +25,7 @@ use crate::media::record::path_bytes;
 use crate::scan::{WalkOptions, WalkProblems};
 use crate::store::writer::Change;
 use crate::store::{Known, now_rfc3339};
+use crate::text::escape_control_bytes;
 
 /// Fuzzy matches from here up to [`CERTAIN`] are uncertain, as in the replaced tool.
 pub const UNCERTAIN_FLOOR: f64 = 0.7;
@@ -82,6 +83,8 @@ pub struct Match {
     pub confidence: f64,
     /// The library file matched, the best quality one when several match equally.
     pub path: String,
+    /// Its exact path as lower-case hex when it is not UTF-8 (`path` is lossy), else null.
+    pub path_bytes: Option<String>,
     pub artist: Option<String>,
     pub title: Option<String>,
     pub format: String,
@@ -95,6 +98,8 @@ pub struct Match {
 #[derive(Clone, Debug, Serialize)]
 pub struct VetFile {
     pub path: String,
+    /// The exact path as lower-case hex when it is not UTF-8 (`path` is lossy), else null.
+    pub path_bytes: Option<String>,
     #[serde(skip)]
     pub path_buf: PathBuf,
     pub verdict: Verdict,
@@ -113,6 +118,9 @@ pub struct VetFile {
 pub struct Move {
     pub from: String,
     pub to: String,
+    /// `from` and `to` exactly, as lower-case hex, when they are not UTF-8; else null.
+    pub from_bytes: Option<String>,
+    pub to_bytes: Option<String>,
     /// `moved`, `would move`, `skipped: target exists`, or `failed: <reason>`.
     pub status: String,
 }
@@ -276,7 +284,7 @@ pub fn run(conn: &Connection, opts: &VetOptions) -> Result<VetReport> {
     let folder_text = folder.to_string_lossy().into_owned();
     let mut exported = Vec::new();
     if let Some(dir) = &opts.export {
-        exported = export(dir, &folder_text, &vetted_at, &files)?;
+        exported = export(dir, &folder, &vetted_at, &files)?;
     }
     let mut moves = Vec::new();
     if let Some(dir) = &move_to {
@@ -398,6 +406,7 @@ impl<'c> Classifier<'c> {
     fn classify(&mut self, rec: &FileRecord) -> Result<VetFile> {
         let mut file = VetFile {
             path: rec.path.to_string_lossy().into_owned(),
+            path_bytes: exact_hex(&rec.path),
             path_buf: rec.path.clone(),
             verdict: Verdict::New,
             artist: rec.tags.artist.clone(),
@@ -430,6 +439,7 @@ impl<'c> Classifier<'c> {
                     kind: found.kind,
                     confidence: found.confidence,
                     path: best.path.clone(),
+                    path_bytes: best.exact_path.clone(),
                     artist: best.artist.clone(),
                     title: best.title.clone(),
                     format: best.format.clone(),
@@ -636,8 +646,10 @@ fn same_bytes_if_small(path: &Path, f: &LibraryFile) -> bool {
 
 /// Write `new_songs.txt`, `already_indexed.txt`, `duplicates.txt`, `upgrades.txt`,
 /// `uncertain.txt` and `unreadable.txt`: a `#` header (folder, time, count, columns),
-/// then one file per line; columns are separated by tabs.
-fn export(dir: &Path, folder: &str, at: &str, files: &[VetFile]) -> Result<Vec<String>> {
+/// then one file per line; columns are separated by tabs. Paths are written with their
+/// exact bytes (a name that is not UTF-8 stays as it is on disk); only control
+/// characters are escaped, so a tab or newline in a name cannot break a line.
+fn export(dir: &Path, folder: &Path, at: &str, files: &[VetFile]) -> Result<Vec<String>> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     const MATCH_COLUMNS: &str = "path, match, confidence, library path, certain, \
          duration, library duration, format/bitrate, library format/bitrate";
@@ -686,33 +698,55 @@ fn export(dir: &Path, folder: &str, at: &str, files: &[VetFile]) -> Result<Vec<S
             fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?,
         );
         writeln!(out, "# musicdex vet: {what}")?;
-        writeln!(out, "# folder: {folder}")?;
+        out.write_all(b"# folder: ")?;
+        out.write_all(&escape_control_bytes(folder.as_os_str().as_bytes()))?;
+        writeln!(out)?;
         writeln!(out, "# time: {at}")?;
         writeln!(out, "# count: {}", chosen.len())?;
         writeln!(out, "# columns (tab-separated): {columns}")?;
         for f in chosen {
+            out.write_all(&escape_control_bytes(f.path_buf.as_os_str().as_bytes()))?;
             match (&f.matched, &f.error) {
-                (Some(m), _) => writeln!(
-                    out,
-                    "{}\t{}\t{:.2}\t{}\t{}\t{}\t{}\t{}\t{}",
-                    f.path,
-                    m.kind.name(),
-                    m.confidence,
-                    m.path,
-                    if m.certain { "certain" } else { "not certain" },
-                    secs(f.duration),
-                    secs(m.duration),
-                    quality(&f.format, f.bitrate),
-                    quality(&m.format, m.bitrate),
-                )?,
-                (None, Some(e)) => writeln!(out, "{}\t{}", f.path, e.replace(['\t', '\n'], " "))?,
-                (None, None) => writeln!(out, "{}", f.path)?,
+                (Some(m), _) => {
+                    write!(out, "\t{}\t{:.2}\t", m.kind.name(), m.confidence)?;
+                    let theirs = m.path_bytes.as_deref().map_or_else(
+                        || m.path.as_bytes().to_vec(),
+                        |hex| unhex(hex).unwrap_or_else(|| m.path.as_bytes().to_vec()),
+                    );
+                    out.write_all(&escape_control_bytes(&theirs))?;
+                    writeln!(
+                        out,
+                        "\t{}\t{}\t{}\t{}\t{}",
+                        if m.certain { "certain" } else { "not certain" },
+                        secs(f.duration),
+                        secs(m.duration),
+                        quality(&f.format, f.bitrate),
+                        quality(&m.format, m.bitrate),
+                    )?
+                }
+                (None, Some(e)) => writeln!(out, "\t{}", e.replace(['\t', '\n'], " "))?,
+                (None, None) => writeln!(out)?,
             }
         }
         out.flush()?;
         written.push(path.to_string_lossy().into_owned());
     }
     Ok(written)
+}
+
+/// The bytes of [`exact_hex`]'s output.
+fn unhex(hex: &str) -> Option<Vec<u8>> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The exact form of a path for JSON: lower-case hex when it is not UTF-8, else None
+/// (the `path` beside it is then exact).
+fn exact_hex(p: &Path) -> Option<String> {
+    let b = p.as_os_str().as_bytes();
+    std::str::from_utf8(b).is_err().then(|| crate::text::hex(b))
 }
 
 /// Move the certain duplicates below `to`, keeping their paths relative to `folder`.
@@ -746,6 +780,8 @@ fn move_duplicates(folder: &Path, to: &Path, files: &[VetFile], dry_run: bool) -
         moves.push(Move {
             from: f.path.clone(),
             to: target.to_string_lossy().into_owned(),
+            from_bytes: f.path_bytes.clone(),
+            to_bytes: exact_hex(&target),
             status,
         });
     }
