@@ -1,0 +1,693 @@
+//! Real files (fixtures, the shared corpus, generated libraries, copies retagged with
+//! lofty, mutants), synthetic tag layouts with known payloads, and an independent Python
+//! implementation for the container formats.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use fastrand::Rng;
+
+use super::*;
+use crate::r#gen::mutate;
+use crate::media::hash;
+use crate::media::record::read_head_tail;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn corpus_files() -> PathBuf {
+    std::env::var_os("MUSICDEX_SHARED")
+        .map_or_else(|| repo().join("../shared"), PathBuf::from)
+        .join("corpus/files")
+}
+
+fn md5_hex(parts: &[&[u8]]) -> String {
+    let mut m = Md5::new();
+    for p in parts {
+        m.update(p);
+    }
+    hex(&m.finalize())
+}
+
+/// The definition applied to a payload held in memory.
+fn expected(payload: &[u8]) -> String {
+    let n = payload.len();
+    if n < 2 * PART as usize {
+        md5_hex(&[payload])
+    } else {
+        md5_hex(&[&payload[..PART as usize], &payload[n - PART as usize..]])
+    }
+}
+
+/// The hash as an engine will get it: head and tail held first (what it read for the
+/// content hash), the rest read on request. Also counts the bytes read beyond them.
+fn from_head_tail(path: &Path) -> (Option<String>, u64) {
+    let file = File::open(path).unwrap();
+    let size = file.metadata().unwrap().len();
+    let (h, t) = read_head_tail(&file, size).unwrap();
+    let mut held = vec![Segment { offset: 0, data: h }];
+    if let (Some(off), Some(t)) = (hash::tail_offset(size), t) {
+        held.push(Segment {
+            offset: off,
+            data: t,
+        });
+    }
+    let mut extra = 0u64;
+    let got = drive(size, &mut held, |off, buf| {
+        extra += buf.len() as u64;
+        file.read_exact_at(buf, off)
+    })
+    .unwrap();
+    (got, extra)
+}
+
+/// The same hash from segments chosen at random: the answer must not depend on which
+/// bytes happen to be held.
+fn from_random_segments(data: &[u8], rng: &mut Rng) -> Option<String> {
+    let size = data.len() as u64;
+    let mut held = Vec::new();
+    for _ in 0..rng.usize(0..4) {
+        if data.is_empty() {
+            break;
+        }
+        let s = rng.usize(0..data.len());
+        let e = (s + rng.usize(1..40_000)).min(data.len());
+        sparse::add_segment(
+            &mut held,
+            Segment {
+                offset: s as u64,
+                data: data[s..e].to_vec(),
+            },
+        );
+    }
+    drive(size, &mut held, |off, buf| {
+        buf.copy_from_slice(&data[off as usize..off as usize + buf.len()]);
+        Ok(())
+    })
+    .unwrap()
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    mutate::files_under(dir)
+}
+
+fn ext(p: &Path) -> String {
+    p.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// The container each extension must be found as.
+fn container_for(ext: &str) -> Option<Container> {
+    Some(match ext {
+        "mp3" | "mp2" | "mp1" => Container::Mpeg,
+        "aac" => Container::Adts,
+        "flac" => Container::Flac,
+        "ogg" | "opus" | "spx" | "oga" => Container::Ogg,
+        "m4a" | "mp4" => Container::Mp4,
+        "wav" => Container::Wav,
+        "aif" | "aiff" => Container::Aiff,
+        "ape" => Container::Ape,
+        "wv" => Container::WavPack,
+        "mpc" => Container::Musepack,
+        "dsf" => Container::Dsf,
+        _ => return None,
+    })
+}
+
+fn payload_of(data: &[u8]) -> Located {
+    let held = [Segment {
+        offset: 0,
+        data: data.to_vec(),
+    }];
+    locate(data.len() as u64, &held)
+}
+
+/// Every audio file of the fixtures has an audio hash, found as its extension says; the
+/// three ways of driving the steps agree.
+#[test]
+fn every_fixture_file_has_an_audio_hash() {
+    let mut files = files_under(&repo().join("fixtures/library"));
+    files.extend(files_under(&repo().join("fixtures/templates")));
+    let mut seen = 0;
+    for f in files {
+        let e = ext(&f);
+        let Some(want) = container_for(&e) else {
+            continue;
+        };
+        let data = fs::read(&f).unwrap();
+        if data.is_empty() {
+            assert_eq!(audio_hash_of_file(&f).unwrap(), None);
+            continue;
+        }
+        let Located::Found(p) = payload_of(&data) else {
+            panic!("{}: no payload", f.display());
+        };
+        assert_eq!(p.container, want, "{}", f.display());
+        let whole = audio_hash_of_bytes(&data);
+        assert!(whole.is_some(), "{}", f.display());
+        assert_eq!(audio_hash_of_file(&f).unwrap(), whole, "{}", f.display());
+        assert_eq!(from_head_tail(&f).0, whole, "{}", f.display());
+        seen += 1;
+    }
+    assert!(seen >= 30, "{seen}");
+}
+
+/// Corpus files with no audio hash, and why (decided from the bytes).
+const CORPUS_NONE: &[(&str, &str)] = &[
+    ("beets/empty.wma", "ASF: no payload rule"),
+    ("beets/full.wma", "ASF"),
+    ("beets/image.wma", "ASF"),
+    ("beets/no_ext_not_music", "text, not audio"),
+    ("beets/pure.wma", "ASF"),
+    ("beets/unparseable.wma", "ASF"),
+    (
+        "lofty/assets/ilst_trailing_padding.m4a",
+        "ftyp and moov only: no mdat box at all",
+    ),
+    (
+        "lofty/assets/minimal/mpc_sv5.mpc",
+        "Musepack SV4-6 has no magic bytes to tell it from noise",
+    ),
+    ("lofty/assets/zero/zero.aiff", "the SSND chunk is empty"),
+    (
+        "lofty/assets/zero/zero.mp3",
+        "an ID3v2 tag is the whole file: no frame follows it",
+    ),
+    ("lofty/assets/zero/zero.mp4", "no mdat box"),
+    ("lofty/assets/zero/zero.wav", "no data chunk"),
+];
+
+/// Every file of the shared corpus: no panic, the same answer however driven, the
+/// container its extension says, and no audio hash only where listed.
+#[test]
+fn shared_corpus() {
+    let root = corpus_files();
+    assert!(
+        root.is_dir(),
+        "the shared corpus is missing at {} (set MUSICDEX_SHARED)",
+        root.display()
+    );
+    let mut none = Vec::new();
+    let mut by_hash: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut rng = Rng::with_seed(15);
+    for f in files_under(&root) {
+        let rel = f
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let data = fs::read(&f).unwrap();
+        let whole = audio_hash_of_bytes(&data);
+        assert_eq!(audio_hash_of_file(&f).unwrap(), whole, "{rel}");
+        assert_eq!(from_head_tail(&f).0, whole, "{rel}");
+        assert_eq!(from_random_segments(&data, &mut rng), whole, "{rel}");
+        if rel.contains("/fuzz/") {
+            continue;
+        }
+        match (&whole, payload_of(&data)) {
+            (Some(h), Located::Found(p)) => {
+                if let Some(want) = container_for(&ext(&f)) {
+                    assert_eq!(p.container, want, "{rel}");
+                }
+                by_hash.entry(h.clone()).or_default().push(rel);
+            }
+            _ => none.push(rel),
+        }
+    }
+    let listed: Vec<String> = CORPUS_NONE.iter().map(|(p, _)| p.to_string()).collect();
+    assert_eq!(none, listed, "files without an audio hash");
+    for (h, files) in &by_hash {
+        if files.len() > 1 {
+            println!("{h} {files:?}");
+        }
+    }
+}
+
+/// The independent Python reading of the container formats agrees on every such file of
+/// the fixtures and the shared corpus (fuzz files included: both must cut lying sizes at
+/// the end of the file the same way).
+#[test]
+fn container_formats_agree_with_the_python_oracle() {
+    let mut files = files_under(&repo().join("fixtures"));
+    files.extend(files_under(&corpus_files()));
+    let oracle_exts = [
+        "wav", "aif", "aiff", "flac", "m4a", "mp4", "ogg", "opus", "spx", "dsf",
+    ];
+    files.retain(|f| {
+        oracle_exts.contains(&ext(f).as_str()) && !f.to_string_lossy().contains("/lofty/fuzz/")
+    });
+    assert!(files.len() > 100, "{}", files.len());
+    let out = std::process::Command::new("python3")
+        .arg(repo().join("src/media/audio_hash/oracle.py"))
+        .args(&files)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), files.len());
+    let mut some = 0;
+    for (f, line) in files.iter().zip(lines) {
+        let (h, p) = line.split_once(' ').unwrap();
+        assert_eq!(Path::new(p), f.as_path());
+        let want = (h != "-").then(|| h.to_string());
+        some += usize::from(want.is_some());
+        assert_eq!(audio_hash_of_file(f).unwrap(), want, "{}", f.display());
+    }
+    assert!(some > 90, "{some}");
+}
+
+fn picture(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng::with_seed(seed);
+    let mut v = vec![0xff, 0xd8, 0xff, 0xe0];
+    v.extend((4..len).map(|_| rng.u8(..)));
+    v
+}
+
+/// A copy of `src` with its tags replaced by lofty: `title`, and a cover of `cover`
+/// bytes when asked. False where lofty cannot write this file.
+fn retag(src: &Path, dst: &Path, title: &str, cover: Option<usize>) -> bool {
+    use lofty::config::WriteOptions;
+    use lofty::file::TaggedFileExt;
+    use lofty::picture::{MimeType, Picture, PictureType};
+    use lofty::prelude::*;
+    use lofty::tag::Tag;
+
+    fs::copy(src, dst).unwrap();
+    let Ok(mut tf) = lofty::read_from_path(dst) else {
+        return false;
+    };
+    if tf.primary_tag().is_none() {
+        tf.insert_tag(Tag::new(tf.primary_tag_type()));
+    }
+    let tag = tf.primary_tag_mut().unwrap();
+    tag.set_title(title.into());
+    tag.set_artist(format!("Artist of {title}"));
+    if let Some(n) = cover {
+        tag.push_picture(
+            Picture::unchecked(picture(n, n as u64))
+                .pic_type(PictureType::CoverFront)
+                .mime_type(MimeType::Jpeg)
+                .build(),
+        );
+    }
+    tag.save_to_path(dst, WriteOptions::default()).is_ok()
+}
+
+fn file_md5(p: &Path) -> String {
+    md5_hex(&[&fs::read(p).unwrap()])
+}
+
+fn content_hash_of(p: &Path) -> String {
+    let f = File::open(p).unwrap();
+    let (h, t) = read_head_tail(&f, f.metadata().unwrap().len()).unwrap();
+    hash::content_hash(&h, t.as_deref())
+}
+
+/// The same audio under different tags written by lofty, one copy with a cover larger
+/// than the head read: equal audio hashes, different file and content hashes. Real files
+/// of every format the templates and the corpus hold, and generated ones whose payload
+/// passes 128 KiB (so the first and last 64 KiB are what is hashed).
+#[test]
+fn retagged_copies_keep_their_audio_hash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("gen");
+    crate::r#gen::generate(
+        &lib,
+        &crate::r#gen::GenOptions {
+            files: 100,
+            seed: 15,
+            mix: crate::r#gen::Mix::Small,
+            threads: 1,
+        },
+    )
+    .unwrap();
+    let mut sources = files_under(&repo().join("fixtures/templates"));
+    sources.retain(|f| ext(f) != "jpg" && ext(f) != "png");
+    for rel in [
+        "beets/full.ape",
+        "beets/full.wv",
+        "beets/full.mpc",
+        "lofty/assets/minimal/full_test.aac",
+        "lofty/assets/minimal/full_test.spx",
+        "lofty/assets/minimal/full_test.mp2",
+        // Payloads past 128 KiB.
+        "lofty/assets/644_empty_id3v2.wav",
+        "lofty/assets/minimal/full_test.aiff",
+        "lofty/assets/minimal/mp4_codec_als.mp4",
+    ] {
+        sources.push(corpus_files().join(rel));
+    }
+    // Generated files past 128 KiB of payload, one per format, that lofty reads.
+    let mut big: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for f in files_under(&lib) {
+        if fs::metadata(&f).unwrap().len() > 150_000
+            && lofty::read_from_path(&f).is_ok()
+            && audio_hash_of_file(&f).unwrap().is_some()
+        {
+            big.entry(ext(&f)).or_insert(f);
+        }
+    }
+    assert!(big.len() >= 4, "{:?}", big.keys());
+    sources.extend(big.into_values());
+
+    let mut extra: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut pushed_past_head = Vec::new();
+    for (i, src) in sources.iter().enumerate() {
+        let e = ext(src);
+        let a = tmp.path().join(format!("{i}-a.{e}"));
+        let b = tmp.path().join(format!("{i}-b.{e}"));
+        assert!(retag(src, &a, "First title", None), "{}", src.display());
+        assert!(
+            retag(src, &b, "A much longer second title", Some(100_000)),
+            "{}",
+            src.display()
+        );
+        let orig = audio_hash_of_file(src).unwrap();
+        assert!(orig.is_some(), "{}", src.display());
+        for copy in [&a, &b] {
+            let (h, n) = from_head_tail(copy);
+            assert_eq!(h, orig, "{} as {}", src.display(), copy.display());
+            assert_eq!(audio_hash_of_file(copy).unwrap(), orig);
+            extra.entry(e.clone()).or_default().push(n);
+        }
+        assert_ne!(file_md5(&a), file_md5(&b), "{}", src.display());
+        assert_ne!(
+            content_hash_of(&a),
+            content_hash_of(&b),
+            "{}",
+            src.display()
+        );
+        if let Located::Found(p) = payload_of(&fs::read(&b).unwrap())
+            && p.start > CHUNK
+        {
+            pushed_past_head.push(e);
+        }
+    }
+    // The large cover pushed the payload past the head read wherever tags come first.
+    for e in ["mp3", "flac", "ogg", "opus", "m4a", "aac"] {
+        assert!(
+            pushed_past_head.contains(&e.to_string()),
+            "{e}: {pushed_past_head:?}"
+        );
+    }
+    for (e, n) in &extra {
+        println!("{e}: bytes read beyond head and tail per copy {n:?}");
+    }
+}
+
+/// Different audio: a changed byte in the payload changes the hash, one in the tags
+/// does not.
+#[test]
+fn a_changed_payload_byte_changes_the_hash() {
+    let mut rng = Rng::with_seed(1515);
+    for f in files_under(&repo().join("fixtures/library")) {
+        let data = fs::read(&f).unwrap();
+        let Located::Found(p) = payload_of(&data) else {
+            continue;
+        };
+        let orig = audio_hash_of_bytes(&data);
+        for &(s, e) in &p.pieces {
+            let mut d = data.clone();
+            let at = rng.u64(s..e) as usize;
+            d[at] ^= 0x10;
+            assert_ne!(audio_hash_of_bytes(&d), orig, "{} byte {at}", f.display());
+        }
+        // A byte of the leading tags (past their headers), where there are some.
+        if p.start > 4096 && p.container != Container::Ogg {
+            let mut d = data.clone();
+            let at = rng.u64(p.start / 2..p.start - 16) as usize;
+            d[at] ^= 0x10;
+            let h = audio_hash_of_bytes(&d);
+            if h.is_some() {
+                assert_eq!(h, orig, "{} byte {at}", f.display());
+            }
+        }
+    }
+}
+
+fn id3v2(body_len: usize, footer: bool) -> Vec<u8> {
+    let n = body_len as u32;
+    let mut t = b"ID3\x04\x00".to_vec();
+    t.push(if footer { 0x10 } else { 0 });
+    t.extend([
+        (n >> 21) as u8 & 0x7f,
+        (n >> 14) as u8 & 0x7f,
+        (n >> 7) as u8 & 0x7f,
+        n as u8 & 0x7f,
+    ]);
+    let mut body = b"TIT2\x00\x00\x00\x06\x00\x00\x03Title".to_vec();
+    body.resize(body_len, 0); // padding
+    t.extend(body);
+    if footer {
+        let mut f = t[..10].to_vec();
+        f[..3].copy_from_slice(b"3DI");
+        t.extend(f);
+    }
+    t
+}
+
+fn apev2(items: &[u8], header: bool) -> Vec<u8> {
+    let size = (items.len() + 32) as u32;
+    // Bit 31: the tag has a header; bit 29: this block is the header.
+    let has_header: u32 = if header { 0x8000_0000 } else { 0 };
+    let block = |flags: u32| {
+        let mut b = b"APETAGEX".to_vec();
+        b.extend(2000u32.to_le_bytes());
+        b.extend(size.to_le_bytes());
+        b.extend(1u32.to_le_bytes());
+        b.extend(flags.to_le_bytes());
+        b.extend([0u8; 8]);
+        b
+    };
+    let mut t = Vec::new();
+    if header {
+        t.extend(block(has_header | 0x2000_0000));
+    }
+    t.extend(items);
+    t.extend(block(has_header));
+    t
+}
+
+fn id3v1() -> Vec<u8> {
+    let mut t = b"TAG".to_vec();
+    t.extend(b"Some title");
+    t.resize(128, 0);
+    t
+}
+
+fn lyrics3v2() -> Vec<u8> {
+    let mut t = b"LYRICSBEGININD00002".to_vec();
+    t.extend(b"11");
+    let n = t.len();
+    t.extend(format!("{n:06}").as_bytes());
+    t.extend(b"LYRICS200");
+    t
+}
+
+/// An MP3 stream wrapped in every leading and trailing tag the definition strips, and
+/// an Info (LAME) or VBRI frame: the hash is that of the bare frames.
+#[test]
+fn mpeg_tags_and_info_frames_are_not_payload() {
+    let frames = fs::read(repo().join("fixtures/templates/template.mp3")).unwrap();
+    let want = expected(&frames);
+    assert_eq!(audio_hash_of_bytes(&frames), Some(want.clone()));
+    let first = mpeg_frame(&frames[..7]).unwrap();
+    let info = |tag: &[u8], at: usize| {
+        let mut f = frames[..first.len as usize].to_vec();
+        f[4..].fill(0);
+        f[at..at + 4].copy_from_slice(tag);
+        f
+    };
+    let lyrics1 = {
+        let mut t = b"LYRICSBEGINsome words".to_vec();
+        t.extend(b"LYRICSEND");
+        t
+    };
+    let heads: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        id3v2(300, false),
+        id3v2(70_000, true),
+        [id3v2(50, false), id3v2(2000, false)].concat(),
+        [id3v2(100, false), info(b"Info", 36)].concat(),
+        [id3v2(100, false), info(b"Xing", 36)].concat(),
+        info(b"VBRI", 36),
+        // Junk between the tag and the first frame.
+        [id3v2(100, false), vec![0u8; 777]].concat(),
+    ];
+    let tails: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        id3v1(),
+        apev2(b"items of an APE tag", true),
+        [apev2(&vec![7u8; 90_000], false), id3v1()].concat(),
+        [lyrics3v2(), id3v1()].concat(),
+        [lyrics1, id3v1()].concat(),
+        {
+            let mut t = id3v2(500, true);
+            t[..3].copy_from_slice(b"ID3");
+            t
+        },
+    ];
+    for (i, h) in heads.iter().enumerate() {
+        for (j, t) in tails.iter().enumerate() {
+            let file = [h.as_slice(), &frames, t].concat();
+            assert_eq!(
+                audio_hash_of_bytes(&file),
+                Some(want.clone()),
+                "head {i} tail {j}"
+            );
+        }
+    }
+    // ADTS: the same tags around real AAC frames.
+    let aac = fs::read(corpus_files().join("lofty/assets/minimal/untagged.aac")).unwrap();
+    let Located::Found(p) = payload_of(&aac) else {
+        panic!("untagged.aac")
+    };
+    assert_eq!(
+        (p.container, p.start, p.end),
+        (Container::Adts, 0, aac.len() as u64)
+    );
+    let tagged = [id3v2(4000, false), aac.clone(), apev2(b"x", true), id3v1()].concat();
+    assert_eq!(audio_hash_of_bytes(&tagged), Some(expected(&aac)));
+}
+
+/// Container formats built around a known payload: the hash is the definition's over
+/// exactly those bytes, first and last 64 KiB past 128 KiB.
+#[test]
+fn container_payloads_are_exactly_the_audio_chunk() {
+    let mut rng = Rng::with_seed(7);
+    for len in [1usize, 1000, 131_071, 131_072, 300_001] {
+        let payload: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+        let want = Some(expected(&payload));
+        // WAV: fmt, the data chunk (odd length padded), a LIST chunk after it.
+        let mut wav = b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0".to_vec();
+        wav.extend([1, 0, 1, 0, 0x44, 0xac, 0, 0, 0x88, 0x58, 1, 0, 2, 0, 16, 0]);
+        wav.extend(b"data");
+        wav.extend((len as u32).to_le_bytes());
+        wav.extend(&payload);
+        if len % 2 == 1 {
+            wav.push(0);
+        }
+        wav.extend(b"LIST\x04\0\0\0INFO");
+        assert_eq!(audio_hash_of_bytes(&wav), want, "wav {len}");
+        // AIFF: SSND with a data offset of 4.
+        let mut aiff = b"FORM\0\0\0\0AIFFSSND".to_vec();
+        aiff.extend(((len + 12) as u32).to_be_bytes());
+        aiff.extend(4u32.to_be_bytes());
+        aiff.extend(0u32.to_be_bytes());
+        aiff.extend([9u8; 4]);
+        aiff.extend(&payload);
+        assert_eq!(audio_hash_of_bytes(&aiff), want, "aiff {len}");
+        // MP4: ftyp, a moov with a big cover, mdat with a 64-bit size.
+        let mut mp4 = b"\0\0\0\x10ftypM4A \0\0\0\0".to_vec();
+        mp4.extend(100_008u32.to_be_bytes());
+        mp4.extend(b"moov");
+        mp4.extend(vec![3u8; 100_000]);
+        mp4.extend(1u32.to_be_bytes());
+        mp4.extend(b"mdat");
+        mp4.extend((len as u64 + 16).to_be_bytes());
+        mp4.extend(&payload);
+        assert_eq!(audio_hash_of_bytes(&mp4), want, "mp4 {len}");
+        // FLAC: STREAMINFO, a 100 KB picture block, then frames (and a stray ID3v1).
+        let mut flac = b"fLaC\x00\x00\x00\x22".to_vec();
+        flac.extend([0u8; 34]);
+        flac.push(0x86);
+        flac.extend(&100_000u32.to_be_bytes()[1..]);
+        flac.extend(vec![5u8; 100_000]);
+        flac.extend(&payload);
+        flac.extend(id3v1());
+        assert_eq!(audio_hash_of_bytes(&flac), want, "flac {len}");
+        // Sizes that claim more than the file holds are cut at its end.
+        let mut lying = wav.clone();
+        lying[40..44].copy_from_slice(&u32::MAX.to_le_bytes());
+        let cut = &lying[44..];
+        assert_eq!(
+            audio_hash_of_bytes(&lying),
+            Some(expected(cut)),
+            "wav {len}"
+        );
+    }
+}
+
+/// Mutants of every template and of the corpus formats the templates lack: never a
+/// panic, and the same answer from the whole file and from any bytes held.
+#[test]
+fn mutants_give_a_hash_or_none_and_never_panic() {
+    let mut sources: Vec<PathBuf> = files_under(&repo().join("fixtures/templates"));
+    sources.retain(|f| ext(f) != "jpg" && ext(f) != "png");
+    for rel in [
+        "beets/full.ape",
+        "beets/full.wv",
+        "beets/full.mpc",
+        "beets/full.dsf",
+        "lofty/assets/minimal/full_test.aac",
+        "lofty/assets/minimal/full_test.spx",
+        "lofty/assets/flac_with_id3v2.flac",
+    ] {
+        sources.push(corpus_files().join(rel));
+    }
+    let mut rng = Rng::with_seed(17);
+    let mut outcomes: BTreeMap<(String, bool), usize> = BTreeMap::new();
+    for src in &sources {
+        let data = fs::read(src).unwrap();
+        for _ in 0..120 {
+            let (m, kind) = mutate::mutate(&mut rng, &data);
+            let whole = audio_hash_of_bytes(&m);
+            assert_eq!(
+                from_random_segments(&m, &mut rng),
+                whole,
+                "{} {kind}",
+                src.display()
+            );
+            *outcomes.entry((ext(src), whole.is_some())).or_default() += 1;
+        }
+    }
+    // Most mutants keep a findable payload; some lose it.
+    let found: usize = outcomes.iter().filter(|(k, _)| k.1).map(|(_, n)| n).sum();
+    assert!(found > sources.len() * 60, "{outcomes:?}");
+}
+
+/// The robustness suite's pathological files: bounded reads whatever they claim, and the
+/// right answer where there is one.
+#[test]
+fn pathological_files_cost_bounded_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let limit = 2 * budget::max_tag_bytes() + (4 << 20);
+    let template_ogg = audio_hash_of_file(&repo().join("fixtures/templates/template.ogg")).unwrap();
+    for (i, case) in mutate::CASES.iter().enumerate() {
+        for f in mutate::write_case(&tmp.path().join(case), case, i as u64).unwrap() {
+            let file = File::open(&f).unwrap();
+            let size = file.metadata().unwrap().len();
+            let mut read = 0u64;
+            let got = drive(size, &mut Vec::new(), |off, buf| {
+                read += buf.len() as u64;
+                file.read_exact_at(buf, off)
+            })
+            .unwrap();
+            assert!(read <= limit, "{}: read {read}", f.display());
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            match name.as_str() {
+                // 3 GiB of silence after a 44-byte header.
+                "valid-wav-3g.wav" => {
+                    assert_eq!(got, Some(md5_hex(&[&vec![0u8; 2 * PART as usize]])));
+                }
+                // The same packets as the template, behind 100,000 empty pages.
+                "ogg-100k-empty-pages.ogg" => assert_eq!(got, template_ogg),
+                "flac-zero-blocks-1g.flac"
+                | "flac-hole-at-42.flac"
+                | "all-ff.mp3"
+                | "all-ff.flac" => assert_eq!(got, None, "{name}"),
+                n if n.starts_with("id3-declares-256m") => assert_eq!(got, None, "{name}"),
+                _ => {}
+            }
+            fs::remove_file(&f).unwrap();
+        }
+    }
+}
