@@ -28,6 +28,7 @@
 //! allocated from a claimed size, and a size that runs past the end of the file is cut there.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -977,10 +978,13 @@ fn ogg_headers(first_packet: &[u8]) -> Option<Headers> {
     }
 }
 
-/// Audio packet data gathered by a walk, as file ranges.
+/// Audio packet data gathered by a walk, as file ranges. Only the ranges of its first
+/// 128 KiB and of its last 64 KiB are kept, whatever the number of pages walked.
 #[derive(Default)]
 struct Gathered {
-    pieces: Vec<(u64, u64)>,
+    first: Vec<(u64, u64)>,
+    last: VecDeque<(u64, u64)>,
+    last_bytes: u64,
     bytes: u64,
 }
 
@@ -989,18 +993,46 @@ impl Gathered {
         if e <= s {
             return;
         }
+        if self.bytes < 2 * PART {
+            let cut = e.min(s + (2 * PART - self.bytes));
+            if let Some(l) = self.first.last_mut()
+                && l.1 == s
+            {
+                l.1 = cut;
+            } else {
+                self.first.push((s, cut));
+            }
+        }
         self.bytes += e - s;
-        match self.pieces.last_mut() {
-            Some(last) if last.1 == s => last.1 = e,
-            _ => self.pieces.push((s, e)),
+        if let Some(l) = self.last.back_mut()
+            && l.1 == s
+        {
+            l.1 = e;
+        } else {
+            self.last.push_back((s, e));
+        }
+        self.last_bytes += e - s;
+        while let Some(&(fs, fe)) = self.last.front()
+            && self.last_bytes - (fe - fs) >= PART
+        {
+            self.last_bytes -= fe - fs;
+            self.last.pop_front();
         }
     }
 
-    /// The first `n` bytes.
+    fn start(&self) -> Option<u64> {
+        self.first.first().map(|p| p.0)
+    }
+
+    fn end(&self) -> Option<u64> {
+        self.last.back().map(|p| p.1)
+    }
+
+    /// The first `n` bytes (`n` at most 128 KiB).
     fn head(&self, n: u64) -> Vec<(u64, u64)> {
         let mut out = Vec::new();
         let mut left = n;
-        for &(s, e) in &self.pieces {
+        for &(s, e) in &self.first {
             if left == 0 {
                 break;
             }
@@ -1011,11 +1043,11 @@ impl Gathered {
         out
     }
 
-    /// The last `n` bytes.
+    /// The last `n` bytes (`n` at most 64 KiB).
     fn tail(&self, n: u64) -> Vec<(u64, u64)> {
         let mut out = Vec::new();
         let mut left = n;
-        for &(s, e) in self.pieces.iter().rev() {
+        for &(s, e) in self.last.iter().rev() {
             if left == 0 {
                 break;
             }
@@ -1025,6 +1057,17 @@ impl Gathered {
         }
         out.reverse();
         out
+    }
+
+    /// What the hash covers when this is the whole payload.
+    fn pieces(&self) -> Vec<(u64, u64)> {
+        if self.bytes < 2 * PART {
+            self.first.clone()
+        } else {
+            let mut p = self.head(PART);
+            p.extend(self.tail(PART));
+            p
+        }
     }
 }
 
@@ -1065,10 +1108,14 @@ fn ogg_front(v: &View, want: u64) -> R<Option<Front>> {
                 stopped_at: None,
             }));
         };
+        let in_headers = !matches!(headers, Headers::Count(0));
+        if in_headers && p.at > reach {
+            return Ok(None);
+        }
         // Header packets (a comment with cover art spans many pages) are walked page by
         // page: ask for reads that grow with the distance covered. Audio is read up to
         // what is still wanted, with room for the page headers.
-        let ask = if matches!(headers, Headers::Count(0)) {
+        let ask = if !in_headers {
             let left = want - audio.bytes;
             left.saturating_add(left / 16 + 4096).min(4 << 20)
         } else {
@@ -1153,19 +1200,11 @@ fn ogg(v: &View) -> R<Option<Payload>> {
     };
     let whole = |front: Front| -> Option<Payload> {
         let a = &front.audio;
-        let (start, end) = (a.pieces.first()?.0, a.pieces.last()?.1);
-        let pieces = if a.bytes < 2 * PART {
-            a.pieces.clone()
-        } else {
-            let mut p = a.head(PART);
-            p.extend(a.tail(PART));
-            p
-        };
         Some(Payload {
             container: Container::Ogg,
-            start,
-            end,
-            pieces,
+            start: a.start()?,
+            end: a.end()?,
+            pieces: a.pieces(),
         })
     };
     let Some(front_end) = front.stopped_at else {
@@ -1190,8 +1229,9 @@ fn ogg(v: &View) -> R<Option<Payload>> {
             && tail.bytes >= PART
         {
             let mut pieces = front.audio.head(PART);
-            let start = pieces.first().map_or(0, |p| p.0);
-            let end = tail.pieces.last().map_or(0, |p| p.1);
+            let (Some(start), Some(end)) = (front.audio.start(), tail.end()) else {
+                return Ok(None);
+            };
             pieces.extend(tail.tail(PART));
             return Ok(Some(Payload {
                 container: Container::Ogg,

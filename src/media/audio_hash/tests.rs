@@ -231,8 +231,11 @@ fn shared_corpus() {
 /// the end of the file the same way).
 #[test]
 fn container_formats_agree_with_the_python_oracle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = generated(tmp.path());
     let mut files = files_under(&repo().join("fixtures"));
     files.extend(files_under(&corpus_files()));
+    files.extend(files_under(&lib));
     let oracle_exts = [
         "wav", "aif", "aiff", "flac", "m4a", "mp4", "ogg", "opus", "spx", "dsf",
     ];
@@ -262,6 +265,33 @@ fn container_formats_agree_with_the_python_oracle() {
         assert_eq!(audio_hash_of_file(f).unwrap(), want, "{}", f.display());
     }
     assert!(some > 90, "{some}");
+    // Ogg streams past 128 KiB, whose last 64 KiB are found by walking back from the end,
+    // are among them.
+    let long_ogg = files
+        .iter()
+        .filter(|f| {
+            matches!(payload_of(&fs::read(f).unwrap()), Located::Found(p)
+                if p.container == Container::Ogg && p.pieces.iter().map(|(s, e)| e - s).sum::<u64>() == 2 * PART)
+        })
+        .count();
+    assert!(long_ogg >= 2, "{long_ogg}");
+}
+
+/// A generated library of real files up to 300 KB (payloads past 128 KiB among them,
+/// some deliberately corrupt).
+fn generated(dir: &Path) -> PathBuf {
+    let lib = dir.join("gen");
+    crate::r#gen::generate(
+        &lib,
+        &crate::r#gen::GenOptions {
+            files: 100,
+            seed: 15,
+            mix: crate::r#gen::Mix::Small,
+            threads: 1,
+        },
+    )
+    .unwrap();
+    lib
 }
 
 fn picture(len: usize, seed: u64) -> Vec<u8> {
@@ -318,17 +348,7 @@ fn content_hash_of(p: &Path) -> String {
 #[test]
 fn retagged_copies_keep_their_audio_hash() {
     let tmp = tempfile::tempdir().unwrap();
-    let lib = tmp.path().join("gen");
-    crate::r#gen::generate(
-        &lib,
-        &crate::r#gen::GenOptions {
-            files: 100,
-            seed: 15,
-            mix: crate::r#gen::Mix::Small,
-            threads: 1,
-        },
-    )
-    .unwrap();
+    let lib = generated(tmp.path());
     let mut sources = files_under(&repo().join("fixtures/templates"));
     sources.retain(|f| ext(f) != "jpg" && ext(f) != "png");
     for rel in [
