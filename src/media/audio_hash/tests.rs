@@ -44,6 +44,12 @@ fn expected(payload: &[u8]) -> String {
 /// The hash as an engine will get it: head and tail held first (what it read for the
 /// content hash), the rest read on request. Also counts the bytes read beyond them.
 fn from_head_tail(path: &Path) -> (Option<String>, u64) {
+    let (h, n, _) = from_head_tail_rounds(path);
+    (h, n)
+}
+
+/// [`from_head_tail`], with the number of read rounds (each a batch of ranges).
+fn from_head_tail_rounds(path: &Path) -> (Option<String>, u64, usize) {
     let file = File::open(path).unwrap();
     let size = file.metadata().unwrap().len();
     let (h, t) = read_head_tail(&file, size).unwrap();
@@ -55,12 +61,22 @@ fn from_head_tail(path: &Path) -> (Option<String>, u64) {
         });
     }
     let mut extra = 0u64;
-    let got = drive(size, &mut held, |off, buf| {
-        extra += buf.len() as u64;
-        file.read_exact_at(buf, off)
-    })
-    .unwrap();
-    (got, extra)
+    let mut rounds = 0;
+    let got = loop {
+        match step(size, &held) {
+            Step::Done(h) => break h,
+            Step::Read(ranges) => {
+                rounds += 1;
+                for (offset, len) in ranges {
+                    let mut data = vec![0u8; len];
+                    file.read_exact_at(&mut data, offset).unwrap();
+                    extra += len as u64;
+                    sparse::add_segment(&mut held, Segment { offset, data });
+                }
+            }
+        }
+    };
+    (got, extra, rounds)
 }
 
 /// The same hash from segments chosen at random: the answer must not depend on which
@@ -378,7 +394,7 @@ fn retagged_copies_keep_their_audio_hash() {
     assert!(big.len() >= 4, "{:?}", big.keys());
     sources.extend(big.into_values());
 
-    let mut extra: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut extra: BTreeMap<String, Vec<(u64, u64, usize)>> = BTreeMap::new();
     let mut pushed_past_head = Vec::new();
     for (i, src) in sources.iter().enumerate() {
         let e = ext(src);
@@ -393,10 +409,11 @@ fn retagged_copies_keep_their_audio_hash() {
         let orig = audio_hash_of_file(src).unwrap();
         assert!(orig.is_some(), "{}", src.display());
         for copy in [&a, &b] {
-            let (h, n) = from_head_tail(copy);
+            let (h, n, rounds) = from_head_tail_rounds(copy);
             assert_eq!(h, orig, "{} as {}", src.display(), copy.display());
             assert_eq!(audio_hash_of_file(copy).unwrap(), orig);
-            extra.entry(e.clone()).or_default().push(n);
+            let size = fs::metadata(copy).unwrap().len();
+            extra.entry(e.clone()).or_default().push((size, n, rounds));
         }
         assert_ne!(file_md5(&a), file_md5(&b), "{}", src.display());
         assert_ne!(
@@ -419,7 +436,7 @@ fn retagged_copies_keep_their_audio_hash() {
         );
     }
     for (e, n) in &extra {
-        println!("{e}: bytes read beyond head and tail per copy {n:?}");
+        println!("{e}: (size, bytes read beyond head and tail, rounds) per copy {n:?}");
     }
 }
 
@@ -657,7 +674,7 @@ fn mutants_give_a_hash_or_none_and_never_panic() {
     let mut outcomes: BTreeMap<(String, bool), usize> = BTreeMap::new();
     for src in &sources {
         let data = fs::read(src).unwrap();
-        for _ in 0..120 {
+        for _ in 0..80 {
             let (m, kind) = mutate::mutate(&mut rng, &data);
             let whole = audio_hash_of_bytes(&m);
             assert_eq!(
@@ -671,7 +688,7 @@ fn mutants_give_a_hash_or_none_and_never_panic() {
     }
     // Most mutants keep a findable payload; some lose it.
     let found: usize = outcomes.iter().filter(|(k, _)| k.1).map(|(_, n)| n).sum();
-    assert!(found > sources.len() * 60, "{outcomes:?}");
+    assert!(found > sources.len() * 40, "{outcomes:?}");
 }
 
 /// The robustness suite's pathological files: bounded reads whatever they claim, and the
