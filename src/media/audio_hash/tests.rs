@@ -728,3 +728,124 @@ fn pathological_files_cost_bounded_reads() {
         }
     }
 }
+
+/// Ogg pages for `packets` of stream `serial`: each of the first `headers` packets ends
+/// its page; audio packets fill pages of up to `per_page` segments. Sequence numbers and
+/// CRCs as the specification says.
+fn ogg_pages(serial: u32, packets: &[Vec<u8>], headers: usize, per_page: usize) -> Vec<Vec<u8>> {
+    let mut pages = Vec::new();
+    let mut lacing: Vec<u8> = Vec::new();
+    let mut body: Vec<u8> = Vec::new();
+    let mut seq = 0u32;
+    let mut flush = |lacing: &mut Vec<u8>, body: &mut Vec<u8>, pages: &mut Vec<Vec<u8>>| {
+        let mut p = b"OggS\0".to_vec();
+        p.push(if seq == 0 { 2 } else { 0 });
+        p.extend(0u64.to_le_bytes());
+        p.extend(serial.to_le_bytes());
+        p.extend(seq.to_le_bytes());
+        p.extend([0u8; 4]);
+        p.push(lacing.len() as u8);
+        p.extend(lacing.iter());
+        p.extend(body.iter());
+        let mut crc = 0u32;
+        for &b in &p {
+            crc = (crc << 8) ^ CRC_TABLE[((crc >> 24) as u8 ^ b) as usize];
+        }
+        p[22..26].copy_from_slice(&crc.to_le_bytes());
+        pages.push(p);
+        seq += 1;
+        lacing.clear();
+        body.clear();
+    };
+    for (i, packet) in packets.iter().enumerate() {
+        let mut rest = packet.as_slice();
+        loop {
+            if lacing.len() == per_page.min(255) {
+                flush(&mut lacing, &mut body, &mut pages);
+            }
+            let n = rest.len().min(255);
+            lacing.push(n as u8);
+            body.extend(&rest[..n]);
+            rest = &rest[n..];
+            if n < 255 {
+                break;
+            }
+        }
+        if i < headers {
+            flush(&mut lacing, &mut body, &mut pages);
+        }
+    }
+    if !lacing.is_empty() {
+        flush(&mut lacing, &mut body, &mut pages);
+    }
+    pages
+}
+
+/// FLAC frames in Ogg (both ways of counting the header packets), with comments of any
+/// size and a second stream multiplexed in: the audio hash is that of the same frames
+/// in a native FLAC file.
+#[test]
+fn flac_in_ogg_hashes_the_frames_of_the_native_file() {
+    let native = fs::read(repo().join("fixtures/templates/template.flac")).unwrap();
+    let Located::Found(p) = payload_of(&native) else {
+        panic!("template.flac")
+    };
+    let frames = native[p.start as usize..p.end as usize].to_vec();
+    let streaminfo = &native[4..42];
+    let mut rng = Rng::with_seed(99);
+    for (repeat, comment_len, counted, muxed) in [
+        (1, 100, true, false),
+        (1, 100_000, false, false),
+        (6, 40, true, true),
+        (6, 200_000, false, true),
+    ] {
+        let audio: Vec<u8> = frames.repeat(repeat);
+        let mut first = b"\x7fFLAC\x01\x00".to_vec();
+        first.extend(if counted { 1u16 } else { 0 }.to_be_bytes());
+        first.extend(b"fLaC");
+        let mut si = streaminfo.to_vec();
+        si[0] &= 0x7f;
+        first.extend(&si);
+        // A VORBIS_COMMENT block, flagged last.
+        let mut comment = vec![0x84];
+        comment.extend(&(comment_len as u32).to_be_bytes()[1..]);
+        comment.extend((0..comment_len).map(|_| rng.u8(..)));
+        let mut packets = vec![first, comment];
+        let mut at = 0;
+        while at < audio.len() {
+            let n = rng.usize(100..6000).min(audio.len() - at);
+            packets.push(audio[at..at + n].to_vec());
+            at += n;
+        }
+        let ours = ogg_pages(0x1234, &packets, 2, rng.usize(4..60));
+        let other = ogg_pages(
+            0x9999,
+            &[b"\x01vorbis other".to_vec(), vec![1; 70_000]],
+            1,
+            20,
+        );
+        let mut file = Vec::new();
+        let mut others = other.into_iter();
+        for (i, page) in ours.into_iter().enumerate() {
+            file.extend(page);
+            // The other stream's pages come after our first (BOS) page.
+            if muxed
+                && i % 3 == 0
+                && let Some(o) = others.next()
+            {
+                file.extend(o);
+            }
+        }
+        let got = audio_hash_of_bytes(&file);
+        assert_eq!(
+            got,
+            Some(expected(&audio)),
+            "{repeat} {comment_len} {counted} {muxed}"
+        );
+        let mut rng2 = Rng::with_seed(repeat as u64);
+        assert_eq!(from_random_segments(&file, &mut rng2), got);
+        if repeat == 1 {
+            assert_eq!(got, audio_hash_of_bytes(&native));
+        }
+    }
+}
