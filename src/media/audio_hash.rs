@@ -23,9 +23,11 @@
 //! The answer depends only on the file's bytes, never on which of them happen to be held:
 //! every decision that needs a byte not held asks for it instead of guessing. That is what
 //! lets engines that hold different bytes write the same value. Work is bounded whatever a
-//! header claims: structural reads stay within [`budget::max_tag_bytes`] of either end of
-//! the file, walks visit a bounded number of boxes, chunks, blocks and pages, nothing is
-//! allocated from a claimed size, and a size that runs past the end of the file is cut there.
+//! header claims: structural reads stay within [`budget::max_tag_bytes`] (plus 128 KiB) of
+//! either end of the file, walks visit a bounded number of boxes, chunks, blocks and
+//! pages, nothing is allocated from a claimed size, and a size that runs past the end of
+//! the file is cut there. (So a file whose tags exceed the tag budget has no audio hash;
+//! `--max-tag-bytes` is the one setting the answer depends on.)
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -453,6 +455,10 @@ fn find(v: &View) -> R<Option<Payload>> {
 /// Past the ID3v2 tags at `at` (each with its footer and padding, as its size says).
 fn skip_id3v2(v: &View, mut at: u64) -> R<u64> {
     for _ in 0..MAX_ID3V2 {
+        // A size that points far away is not followed: the caller gives up there.
+        if !in_reach(v.size, at) {
+            break;
+        }
         let Some(h) = v.bytes::<10>(at)? else { break };
         if &h[..3] != b"ID3" || h[3] == 0xff || h[4] == 0xff {
             break;
