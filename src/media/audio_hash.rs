@@ -40,6 +40,7 @@ use md5::{Digest, Md5};
 
 use super::budget;
 use super::hash::CHUNK;
+use super::md5x8;
 use super::sparse::{self, Segment};
 
 /// The container whose payload rule applied.
@@ -166,6 +167,43 @@ impl Payload {
     }
 }
 
+/// [`Payload::hash`] of many files at once, in order: `(payload, file size, held)`.
+/// The parallel engines hold many files, so they hash eight to a batch, as they do the
+/// content hash (see [`super::md5x8`]); the audio hash adds up to 128 KiB of MD5 per file.
+pub fn hashes(items: &[(&Payload, u64, &[Segment])]) -> Vec<Option<String>> {
+    // The bytes of each message: one or two pieces borrowed where a segment holds them,
+    // Ogg's many page bodies gathered into one buffer.
+    let bytes: Vec<Option<[Cow<'_, [u8]>; 2]>> = items
+        .iter()
+        .map(|&(p, size, held)| {
+            let v = View { size, held };
+            let get = |(s, e): (u64, u64)| v.get(s, (e - s) as usize).ok().flatten();
+            match p.pieces.as_slice() {
+                [] => Some([Cow::Borrowed(&[][..]), Cow::Borrowed(&[][..])]),
+                [a] => Some([get(*a)?, Cow::Borrowed(&[][..])]),
+                [a, b] => Some([get(*a)?, get(*b)?]),
+                many => {
+                    let mut all = Vec::new();
+                    for &r in many {
+                        all.extend_from_slice(&get(r)?);
+                    }
+                    Some([Cow::Owned(all), Cow::Borrowed(&[][..])])
+                }
+            }
+        })
+        .collect();
+    let msgs: Vec<md5x8::Parts> = bytes
+        .iter()
+        .flatten()
+        .map(|[a, b]| [&a[..], &b[..]])
+        .collect();
+    let mut digests = md5x8::digest_many(&msgs).into_iter();
+    bytes
+        .iter()
+        .map(|b| b.as_ref().and_then(|_| digests.next()).map(|d| hex(&d)))
+        .collect()
+}
+
 /// Both steps over the bytes held: the hash, or what to read first.
 pub fn step(size: u64, held: &[Segment]) -> Step {
     match locate(size, held) {
@@ -257,10 +295,10 @@ struct View<'a> {
     held: &'a [Segment],
 }
 
-impl View<'_> {
+impl<'a> View<'a> {
     /// `len` bytes at `off`: `None` when they run past the end of the file; a [`Miss`]
     /// when some are not held.
-    fn get(&self, off: u64, len: usize) -> R<Option<Cow<'_, [u8]>>> {
+    fn get(&self, off: u64, len: usize) -> R<Option<Cow<'a, [u8]>>> {
         let Some(end) = off.checked_add(len as u64).filter(|&e| e <= self.size) else {
             return Ok(None);
         };
