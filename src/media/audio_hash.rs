@@ -76,6 +76,11 @@ pub struct Payload {
     pub start: u64,
     /// File offset just past the payload's last byte.
     pub end: u64,
+    /// Bytes in the payload, where known: always, except for an Ogg stream past 128 KiB
+    /// (its middle pages are never walked). Not part of the hash, but a key beside it:
+    /// two different PCM recordings with 64 KiB of digital silence at both ends (0.37 s
+    /// of CD audio, common in rips) hash alike and differ in length.
+    pub len: Option<u64>,
     /// `[start, end)` file ranges whose bytes, concatenated in this order, are hashed:
     /// at most 128 KiB in all. One or two ranges, except for Ogg (one per page body).
     pub pieces: Vec<(u64, u64)>,
@@ -429,6 +434,7 @@ fn contiguous(container: Container, start: u64, end: u64) -> Option<Payload> {
         container,
         start,
         end,
+        len: Some(end - start),
         pieces,
     })
 }
@@ -1248,6 +1254,7 @@ fn ogg(v: &View) -> R<Option<Payload>> {
             container: Container::Ogg,
             start: a.start()?,
             end: a.end()?,
+            len: Some(a.bytes),
             pieces: a.pieces(),
         })
     };
@@ -1281,6 +1288,7 @@ fn ogg(v: &View) -> R<Option<Payload>> {
                 container: Container::Ogg,
                 start,
                 end,
+                len: None,
                 pieces,
             }));
         }

@@ -169,6 +169,9 @@ fn every_fixture_file_has_an_audio_hash() {
             panic!("{}: no payload", f.display());
         };
         assert_eq!(p.container, want, "{}", f.display());
+        if p.container != Container::Ogg {
+            assert_eq!(p.len, Some(p.end - p.start), "{}", f.display());
+        }
         let whole = audio_hash_of_bytes(&data);
         assert!(whole.is_some(), "{}", f.display());
         assert_eq!(audio_hash_of_file(&f).unwrap(), whole, "{}", f.display());
@@ -679,6 +682,10 @@ fn container_payloads_are_exactly_the_audio_chunk() {
         }
         wav.extend(b"LIST\x04\0\0\0INFO");
         assert_eq!(audio_hash_of_bytes(&wav), want, "wav {len}");
+        let Located::Found(p) = payload_of(&wav) else {
+            panic!("wav {len}")
+        };
+        assert_eq!(p.len, Some(len as u64));
         // AIFF: SSND with a data offset of 4.
         let mut aiff = b"FORM\0\0\0\0AIFFSSND".to_vec();
         aiff.extend(((len + 12) as u32).to_be_bytes());
@@ -907,6 +914,12 @@ fn flac_in_ogg_hashes_the_frames_of_the_native_file() {
             Some(expected(&audio)),
             "{repeat} {comment_len} {counted} {muxed}"
         );
+        let Located::Found(p) = payload_of(&file) else {
+            panic!("{repeat}")
+        };
+        // The length is known where the whole stream was walked.
+        let known = (audio.len() as u64) < 2 * PART;
+        assert_eq!(p.len, known.then_some(audio.len() as u64), "{repeat}");
         let mut rng2 = Rng::with_seed(repeat as u64);
         assert_eq!(from_random_segments(&file, &mut rng2), got);
         if repeat == 1 {
