@@ -987,3 +987,27 @@ fn batched_hashes_equal_one_by_one() {
     assert!(one_by_one.iter().filter(|h| h.is_none()).count() > 3);
     assert_eq!(hashes(&items), one_by_one);
 }
+
+/// The documented limit: different PCM between silent ends of 64 KiB or more hashes alike;
+/// the payload length tells recordings of different lengths apart.
+#[test]
+fn silent_ends_hash_alike_and_the_length_tells_them_apart() {
+    let wav = |middle: &[u8]| {
+        let mut payload = vec![0u8; PART as usize];
+        payload.extend(middle);
+        payload.extend(vec![0u8; PART as usize]);
+        let mut w = b"RIFF\0\0\0\0WAVEdata".to_vec();
+        w.extend((payload.len() as u32).to_le_bytes());
+        w.extend(&payload);
+        w
+    };
+    let (a, b, c) = (wav(&[1; 5000]), wav(&[2; 5000]), wav(&[1; 7000]));
+    assert_eq!(audio_hash_of_bytes(&a), audio_hash_of_bytes(&b));
+    assert_eq!(audio_hash_of_bytes(&a), audio_hash_of_bytes(&c));
+    let len = |d: &[u8]| match payload_of(d) {
+        Located::Found(p) => p.len,
+        _ => None,
+    };
+    assert_eq!(len(&a), len(&b));
+    assert_ne!(len(&a), len(&c));
+}
