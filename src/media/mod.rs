@@ -1,6 +1,7 @@
 //! Everything musicdex derives from a file's bytes: the content hash, the metadata hash,
 //! the tags, and the record that brings them together.
 
+pub mod audio_hash;
 pub mod budget;
 pub mod hash;
 pub mod md5x8;
