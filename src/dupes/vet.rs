@@ -292,9 +292,9 @@ pub fn run(conn: &Connection, opts: &VetOptions) -> Result<VetReport> {
     let writable = history_connection(conn);
     let conn = writable.as_ref().unwrap_or(conn);
     let inserted = conn.execute(
-        "INSERT INTO vetting_history (vetted_at, folder, engine, threshold, duration_secs,
-            total_files, new_songs, duplicates, uncertain, unreadable, moved, export_dir,
-            move_dir, dry_run)
+        "INSERT INTO vetting_history (vetted_at, import_folder, engine, threshold_used,
+            duration_secs, total_files, new_songs, duplicates_found, uncertain_matches,
+            unreadable, moved, export_dir, move_dir, dry_run)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         params![
             vetted_at,
