@@ -36,7 +36,7 @@ fn opt_text(rng: &mut fastrand::Rng, pool: &[&str]) -> Option<String> {
 fn path(rng: &mut fastrand::Rng, root: &[u8]) -> Vec<u8> {
     let mut p = root.to_vec();
     for _ in 0..rng.usize(1..4) {
-        p.push(b'/');
+        p.extend_from_slice(b"/");
         for _ in 0..rng.usize(1..12) {
             p.push(loop {
                 let b = rng.u8(1..);
@@ -102,7 +102,8 @@ fn populate(conn: &mut Connection, rng: &mut fastrand::Rng) {
     }
     let mut seen = std::collections::HashSet::new();
     for _ in 0..3000 {
-        let p = path(rng, if rng.bool() { b"/m/a" } else { b"/m/b" });
+        let root: &[u8] = if rng.bool() { b"/m/a" } else { b"/m/b" };
+        let p = path(rng, root);
         if !seen.insert(p.clone()) {
             continue;
         }
@@ -288,11 +289,15 @@ fn migration_6_keeps_every_row() {
         // The incremental decision reads the moved mtime; a clean row is not re-read.
         let known = Known::load(&conn, &[PathBuf::from("/m/a"), PathBuf::from("/m/b")]).unwrap();
         assert_eq!(known.len(), index.len());
+        let by_path: std::collections::HashMap<&[u8], &BTreeMap<String, Value>> = index
+            .iter()
+            .map(|r| match &r["path_bytes"] {
+                Value::Blob(b) => (b.as_slice(), r),
+                v => panic!("{v:?}"),
+            })
+            .collect();
         for (p, k) in known.iter() {
-            let old = index
-                .iter()
-                .find(|r| r["path_bytes"] == Value::Blob(p.to_vec()))
-                .unwrap();
+            let old = by_path[p];
             assert_eq!(old["file_mtime"], Value::Integer(k.mtime_ns));
             // Only the read error asks for a retry: musicdex's own hashes are 32 hex digits.
             assert_eq!(k.retry, old["error"] != Value::Null);
