@@ -239,6 +239,8 @@ def check_musicdex_reads(db_path, folder, copy, new):
     assert "(by music-tools)" in text, text
     musicdex("dupes", "--db", db_path)
     vet = json.loads(musicdex("vet", folder, "--db", db_path, "--json").stdout)
+    tool_vetted_at = tool_rows[0]["vetted_at"]
+    eq(vet["previously_vetted"], tool_vetted_at, "musicdex vet reads the tool's vet of the folder")
     classes = {Path(f["path"]).name: f["verdict"] for f in vet["files"]}
     eq(classes.get(copy.name), "duplicate", f"musicdex vet of the copy ({vet['files']})")
     eq(classes.get(new.name), "new", "musicdex vet of the new song")

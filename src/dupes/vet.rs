@@ -144,6 +144,9 @@ pub struct VetReport {
     pub moves: Vec<Move>,
     pub exported: Vec<String>,
     pub history_id: i64,
+    /// When this folder was last vetted before, by musicdex or by the replaced tool's
+    /// `ImportVetter` (both write `vetting_history`).
+    pub previously_vetted: Option<String>,
     pub elapsed_secs: f64,
 }
 
@@ -289,6 +292,13 @@ pub fn run(conn: &Connection, opts: &VetOptions) -> Result<VetReport> {
     }
 
     let elapsed = started.elapsed().as_secs_f64();
+    let previously_vetted: Option<String> = conn
+        .query_row(
+            "SELECT max(vetted_at) FROM vetting_history WHERE import_folder = ?1",
+            [&folder_text],
+            |r| r.get(0),
+        )
+        .unwrap_or(None);
     let writable = history_connection(conn);
     let conn = writable.as_ref().unwrap_or(conn);
     let inserted = conn.execute(
@@ -336,6 +346,7 @@ pub fn run(conn: &Connection, opts: &VetOptions) -> Result<VetReport> {
         moves,
         exported,
         history_id,
+        previously_vetted,
         elapsed_secs: elapsed,
     })
 }
