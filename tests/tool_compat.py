@@ -17,6 +17,8 @@ done all its work and before it commits (a `kill -9` at the worst moment, every 
    byte-for-byte the same database (logical dump); the take-over keeps ids, indexed_at and
    history, recomputes the tool's placeholders; the next run is incremental; the tool's
    code still works.
+3. A real `kill -9` at a moment found by polling the write-ahead log of a 20k-row take-over:
+   the database is all the tool's or all taken over.
 """
 import hashlib
 import io
@@ -397,6 +399,53 @@ def check_take_over(tmp):
     eq(WARN.take(), [], "warnings at the end")
 
 
+def check_kill_mid_migration(tmp, rows=20000):
+    """A real `kill -9` while the take-over runs, timed by polling its write-ahead log:
+    the database is then all the tool's or all taken over, never a mix."""
+    db_path = tmp / "big" / "library.db"
+    LibraryDatabase(str(db_path))
+    with sqlite3.connect(db_path) as c:
+        c.executemany(
+            "INSERT INTO library_index (file_path, filename, artist, title, file_format, "
+            "file_size, metadata_hash, file_content_hash, indexed_at, file_mtime) "
+            "VALUES (?, ?, ?, ?, 'flac', ?, ?, ?, '2025-01-01T00:00:00+00:00', "
+            "'2024-12-31T00:00:00.000001+00:00')",
+            (
+                (f"/nowhere/{i:06d}.flac", f"{i:06d}.flac", f"A{i % 97}", f"T{i}", i,
+                 hashlib.md5(str(i).encode()).hexdigest(), f"{i}_{i:064x}")
+                for i in range(rows)
+            ),
+        )
+        c.execute("INSERT INTO vetting_history (import_folder, vetted_at) VALUES ('/in', 'x')")
+    before = dump(db_path)
+    empty = tmp / "empty-library"
+    empty.mkdir()
+    wal = Path(f"{db_path}-wal")
+    p = subprocess.Popen(
+        [BIN, "index", str(empty), "--db", str(db_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    while p.poll() is None:
+        if wal.exists() and wal.stat().st_size > 256 << 10:
+            break
+    p.kill()
+    p.wait()
+    after = dump(db_path)
+    if after == before:
+        state = "the tool's, untouched"
+    else:
+        with sqlite3.connect(db_path) as c:
+            eq(c.execute("PRAGMA user_version").fetchone()[0] > 0, True, "taken over")
+            eq(
+                c.execute("SELECT count(*), count(path_bytes) FROM library_index").fetchone(),
+                (rows, rows),
+                "every row taken over",
+            )
+            eq(c.execute("SELECT count(*) FROM vetting_history").fetchone()[0], 1, "history")
+        state = "taken over whole"
+    print(f"tool_compat: kill -9 (exit {p.returncode}) during the take-over: database {state}")
+
+
 def main():
     global BIN
     if len(sys.argv) != 2:
@@ -411,6 +460,7 @@ def main():
         folder, copy, new = check_tool_reads(db_path, library.resolve(), tmp)
         check_musicdex_reads(db_path, folder, copy, new)
         check_take_over(tmp)
+        check_kill_mid_migration(tmp)
     print("tool_compat: ok")
 
 
