@@ -97,7 +97,7 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
         .collect::<Vec<_>>()
         .join("\n");
     conn.execute(
-        "INSERT INTO library_stats (started_at, roots, engine, status, pid)
+        "INSERT INTO index_runs (started_at, roots, engine, status, pid)
          VALUES (?1, ?2, ?3, 'running', ?4)",
         params![
             now_rfc3339(),
@@ -184,7 +184,7 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
                 "failed"
             };
             let _ = conn.execute(
-                "UPDATE library_stats SET finished_at = ?1, status = ?2, added = ?3,
+                "UPDATE index_runs SET finished_at = ?1, status = ?2, added = ?3,
                     updated = ?4, unchanged = ?5, errors = ?6 WHERE id = ?7",
                 params![
                     now_rfc3339(),
@@ -212,8 +212,9 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
     let elapsed = started.elapsed().as_secs_f64();
     let found = counters.found.load(Ordering::Relaxed);
     let errors = report.errors + problems.errors;
+    store::writer::record_library_stats(&conn, elapsed)?;
     conn.execute(
-        "UPDATE library_stats SET finished_at = ?1, duration_secs = ?2, status = 'complete',
+        "UPDATE index_runs SET finished_at = ?1, duration_secs = ?2, status = 'complete',
             files_found = ?3, added = ?4, updated = ?5, unchanged = ?6, removed = ?7, errors = ?8,
             engine = ?10
          WHERE id = ?9",
@@ -293,7 +294,7 @@ impl Drop for RunGuard<'_> {
         if let Ok(conn) = rusqlite::Connection::open(self.db) {
             let _ = conn.busy_timeout(Duration::from_secs(10));
             let _ = conn.execute(
-                "UPDATE library_stats SET status = 'failed', finished_at = ?1
+                "UPDATE index_runs SET status = 'failed', finished_at = ?1
                  WHERE id = ?2 AND status = 'running'",
                 params![now_rfc3339(), self.run_id],
             );
@@ -313,7 +314,7 @@ pub fn process_alive(pid: i64) -> bool {
 
 /// Close the runs a crash or `kill -9` left `running`: their process is gone.
 pub fn close_abandoned_runs(conn: &rusqlite::Connection) -> Result<()> {
-    let mut stmt = conn.prepare("SELECT id, pid FROM library_stats WHERE status = 'running'")?;
+    let mut stmt = conn.prepare("SELECT id, pid FROM index_runs WHERE status = 'running'")?;
     let stale: Vec<i64> = stmt
         .query_map([], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
@@ -324,7 +325,7 @@ pub fn close_abandoned_runs(conn: &rusqlite::Connection) -> Result<()> {
         .collect();
     for id in stale {
         conn.execute(
-            "UPDATE library_stats SET status = 'abandoned' WHERE id = ?1",
+            "UPDATE index_runs SET status = 'abandoned' WHERE id = ?1",
             [id],
         )?;
     }

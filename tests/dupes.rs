@@ -544,8 +544,9 @@ fn vet_classifies_every_file_and_records_the_run() {
     let conn = rusqlite::Connection::open(&t.db).unwrap();
     let row: (String, i64, i64, i64, i64, i64, f64, Option<String>) = conn
         .query_row(
-            "SELECT folder, total_files, new_songs, duplicates, uncertain, unreadable,
-                    threshold, export_dir FROM vetting_history",
+            "SELECT import_folder, total_files, new_songs, duplicates_found,
+                    uncertain_matches, unreadable, threshold_used, export_dir
+             FROM vetting_history",
             [],
             |r| {
                 Ok((

@@ -585,7 +585,7 @@ fn a_thread_that_cannot_start_is_an_error_and_a_failed_run() {
 fn last_status(db: &Path) -> String {
     let c = rusqlite::Connection::open(db).unwrap();
     c.query_row(
-        "SELECT status FROM library_stats ORDER BY id DESC LIMIT 1",
+        "SELECT status FROM index_runs ORDER BY id DESC LIMIT 1",
         [],
         |r| r.get(0),
     )
@@ -605,7 +605,7 @@ fn signal_mid_run(lib: &Path, db: &Path, signal: i32) -> std::process::ExitStatu
         std::thread::sleep(std::time::Duration::from_millis(10));
         if let Ok(c) = rusqlite::Connection::open(db)
             && let Ok(n) = c.query_row(
-                "SELECT count(*) FROM library_stats WHERE status = 'running'",
+                "SELECT count(*) FROM index_runs WHERE status = 'running'",
                 [],
                 |r| r.get::<_, i64>(0),
             )
@@ -665,7 +665,7 @@ fn sigterm_and_sighup_stop_cleanly_and_kill_9_is_closed_later() {
     index(&[&lib], &db, &["--engine", "sequential"]);
     let c = rusqlite::Connection::open(&db).unwrap();
     let statuses: Vec<String> = c
-        .prepare("SELECT status FROM library_stats ORDER BY id")
+        .prepare("SELECT status FROM index_runs ORDER BY id")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()

@@ -442,7 +442,7 @@ fn interrupt_mid_run(signal: i32) {
     if signal == libc::SIGINT {
         let st: String = conn
             .query_row(
-                "SELECT status FROM library_stats ORDER BY id DESC LIMIT 1",
+                "SELECT status FROM index_runs ORDER BY id DESC LIMIT 1",
                 [],
                 |r| r.get(0),
             )

@@ -52,7 +52,7 @@ fn run_started(db: &Path, nth: i64) -> String {
     Connection::open(db)
         .unwrap()
         .query_row(
-            "SELECT started_at FROM library_stats WHERE id = ?1",
+            "SELECT started_at FROM index_runs WHERE id = ?1",
             [nth],
             |r| r.get(0),
         )

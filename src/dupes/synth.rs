@@ -193,10 +193,10 @@ struct Row {
 
 const INSERT: &str = "INSERT INTO library_index (path_bytes, file_path, filename, artist, title,
         album, track_number, year, genre, duration, bitrate, sample_rate, channels,
-        file_format, file_size, file_mtime, file_content_hash, metadata_hash, indexed_at,
-        last_verified, is_active, error)
+        file_format, file_size, file_mtime, file_mtime_ns, file_content_hash, metadata_hash,
+        indexed_at, last_verified, is_active, error)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 2020, 'Electronic', 240.0, ?8, ?9, 2, ?10, ?11,
-        1700000000000000000, ?12, ?13, ?14, ?14, ?15, ?16)";
+        '2023-11-14T22:13:20+00:00', 1700000000000000000, ?12, ?13, ?14, ?14, ?15, ?16)";
 
 fn insert(stmt: &mut rusqlite::Statement, r: &Row, now: &str) -> Result<()> {
     let path = Path::new(&r.path);

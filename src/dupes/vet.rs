@@ -152,6 +152,9 @@ pub struct VetReport {
     pub moves: Vec<Move>,
     pub exported: Vec<String>,
     pub history_id: i64,
+    /// When this folder was last vetted before, by musicdex or by the replaced tool's
+    /// `ImportVetter` (both write `vetting_history`).
+    pub previously_vetted: Option<String>,
     pub elapsed_secs: f64,
 }
 
@@ -297,12 +300,19 @@ pub fn run(conn: &Connection, opts: &VetOptions) -> Result<VetReport> {
     }
 
     let elapsed = started.elapsed().as_secs_f64();
+    let previously_vetted: Option<String> = conn
+        .query_row(
+            "SELECT max(vetted_at) FROM vetting_history WHERE import_folder = ?1",
+            [&folder_text],
+            |r| r.get(0),
+        )
+        .unwrap_or(None);
     let writable = history_connection(conn);
     let conn = writable.as_ref().unwrap_or(conn);
     let inserted = conn.execute(
-        "INSERT INTO vetting_history (vetted_at, folder, engine, threshold, duration_secs,
-            total_files, new_songs, duplicates, uncertain, unreadable, moved, export_dir,
-            move_dir, dry_run)
+        "INSERT INTO vetting_history (vetted_at, import_folder, engine, threshold_used,
+            duration_secs, total_files, new_songs, duplicates_found, uncertain_matches,
+            unreadable, moved, export_dir, move_dir, dry_run)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         params![
             vetted_at,
@@ -344,6 +354,7 @@ pub fn run(conn: &Connection, opts: &VetOptions) -> Result<VetReport> {
         moves,
         exported,
         history_id,
+        previously_vetted,
         elapsed_secs: elapsed,
     })
 }

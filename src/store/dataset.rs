@@ -458,20 +458,20 @@ impl ColumnBuilder {
     }
 }
 
-/// The library roots the index runs were given (`library_stats.roots`), longest first,
+/// The library roots the index runs were given (`index_runs.roots`), longest first,
 /// so each file is attributed to the innermost root that holds it.
 struct Roots(Vec<String>);
 
 impl Roots {
     fn load(conn: &Connection) -> Result<Roots> {
         let has_stats: bool = conn.query_row(
-            "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'library_stats'",
+            "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'index_runs'",
             [],
             |r| r.get(0),
         )?;
         let mut roots = std::collections::BTreeSet::new();
         if has_stats {
-            let mut stmt = conn.prepare("SELECT DISTINCT roots FROM library_stats")?;
+            let mut stmt = conn.prepare("SELECT DISTINCT roots FROM index_runs")?;
             let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
                 let text: String = r.get(0)?;

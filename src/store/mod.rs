@@ -180,6 +180,7 @@ pub struct KnownFile {
     pub active: bool,
     /// The last read failed at stat, open or read (permissions, I/O): read it again even
     /// when size and mtime are unchanged, since fixing the cause (chmod) leaves them be.
+    /// Also a row the replaced tool wrote: no `file_mtime_ns`, a content hash of its own.
     pub retry: bool,
     /// Position in [`Known`]: the writer marks the file seen by it, in a bit set.
     pub slot: u32,
@@ -225,9 +226,11 @@ impl Known {
         };
         // Only what the decision needs, read without an allocation per row.
         let mut stmt = conn.prepare(&format!(
-            "SELECT id, path_bytes, file_size, file_mtime, is_active,
-                 error IS NOT NULL AND (error LIKE 'stat: %' OR error LIKE 'open: %'
-                     OR error LIKE 'read: %')
+            "SELECT id, path_bytes, file_size, coalesce(file_mtime_ns, 0), is_active,
+                 (error IS NOT NULL AND (error LIKE 'stat: %' OR error LIKE 'open: %'
+                     OR error LIKE 'read: %'))
+                 OR file_mtime_ns IS NULL
+                 OR coalesce(length(file_content_hash), 32) <> 32
              FROM library_index {scan}
              WHERE {UNDER}"
         ))?;
@@ -410,8 +413,41 @@ pub fn subtree_range(dir: &[u8]) -> (Vec<u8>, Vec<u8>) {
     (lo, hi)
 }
 
+/// Now, as the replaced tool writes its timestamps (`datetime.now(timezone.utc)
+/// .isoformat()`: microseconds, `+00:00`), so its code parses ours and text order stays
+/// time order across rows either wrote.
 pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
+}
+
+/// The replaced tool's `file_mtime` for an mtime in nanoseconds, byte for byte:
+/// `datetime.fromtimestamp(os.stat(p).st_mtime, tz=timezone.utc).isoformat()`. Python's
+/// `st_mtime` is the double `sec + nsec * 1e-9`, and `fromtimestamp` rounds its fraction
+/// to microseconds half to even; the tool's incremental check compares that datetime with
+/// the one it parses back, so anything else would make it re-read every musicdex row.
+pub fn tool_mtime(ns: i64) -> String {
+    let sec = ns.div_euclid(1_000_000_000);
+    let nsec = ns.rem_euclid(1_000_000_000);
+    let d = sec as f64 + nsec as f64 * 1e-9;
+    let mut whole = d.trunc();
+    let mut us = ((d - whole) * 1e6).round_ties_even();
+    if us >= 1e6 {
+        us -= 1e6;
+        whole += 1.0;
+    } else if us < 0.0 {
+        us += 1e6;
+        whole -= 1.0;
+    }
+    let Some(t) = chrono::DateTime::from_timestamp(whole as i64, 0) else {
+        // Beyond chrono's years: no datetime the tool could parse either.
+        return String::new();
+    };
+    let mut out = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+    if us != 0.0 {
+        out.push_str(&format!(".{:06}", us as u32));
+    }
+    out.push_str("+00:00");
+    out
 }
 
 #[cfg(test)]
@@ -439,6 +475,41 @@ mod tests {
     }
 
     #[test]
+    fn tool_mtime_is_what_python_writes() {
+        // Expected: datetime.fromtimestamp(sec + nsec * 1e-9, tz=timezone.utc).isoformat()
+        // in Python 3.11, for (sec, nsec) = divmod(ns, 10**9).
+        for (ns, want) in [
+            (0, "1970-01-01T00:00:00+00:00"),
+            (1_700_000_000_000_000_000, "2023-11-14T22:13:20+00:00"),
+            (
+                1_796_130_359_059_342_649,
+                "2026-12-01T13:05:59.059343+00:00",
+            ),
+            (1_700_000_000_999_999_600, "2023-11-14T22:13:21+00:00"),
+            (1_700_000_000_000_000_500, "2023-11-14T22:13:20+00:00"),
+            (
+                1_700_000_000_000_001_500,
+                "2023-11-14T22:13:20.000001+00:00",
+            ),
+            (
+                1_700_000_000_000_002_500,
+                "2023-11-14T22:13:20.000002+00:00",
+            ),
+            (-1_500_000_000, "1969-12-31T23:59:58.500000+00:00"),
+            (
+                1_234_567_890_123_456_789,
+                "2009-02-13T23:31:30.123457+00:00",
+            ),
+            (
+                4_102_444_800_000_000_999,
+                "2100-01-01T00:00:00.000001+00:00",
+            ),
+        ] {
+            assert_eq!(tool_mtime(ns), want, "{ns}");
+        }
+    }
+
+    #[test]
     fn known_finds_exactly_what_the_index_holds_under_the_roots() {
         let mut conn = Connection::open_in_memory().unwrap();
         schema::migrate(&mut conn).unwrap();
@@ -448,8 +519,9 @@ mod tests {
         let mut insert = conn
             .prepare(
                 "INSERT INTO library_index (path_bytes, file_path, filename, file_format,
-                    file_size, file_mtime, metadata_hash, indexed_at, last_verified, is_active)
-                 VALUES (?1, '', '', 'mp3', ?2, ?3, '', '', '', ?4)",
+                    file_size, file_mtime, file_mtime_ns, metadata_hash, indexed_at,
+                    last_verified, is_active)
+                 VALUES (?1, '', '', 'mp3', ?2, '', ?3, '', '', '', ?4)",
             )
             .unwrap();
         for i in 0..20_000 {

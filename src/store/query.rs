@@ -23,6 +23,21 @@ pub struct LastRun {
     pub engine: String,
 }
 
+/// One row of `vetting_history`, whoever wrote it (`musicdex vet` or the replaced tool's
+/// `ImportVetter`: the columns are the tool's).
+#[derive(Debug, Serialize)]
+pub struct VetRecord {
+    pub vetted_at: String,
+    pub import_folder: String,
+    pub total_files: Option<i64>,
+    pub new_songs: Option<i64>,
+    pub duplicates_found: Option<i64>,
+    pub uncertain_matches: Option<i64>,
+    pub threshold_used: Option<f64>,
+    /// `None` for a row the tool wrote.
+    pub engine: Option<String>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Stats {
     pub files: u64,
@@ -33,6 +48,32 @@ pub struct Stats {
     pub distinct_artists: u64,
     pub distinct_albums: u64,
     pub last_run: Option<LastRun>,
+    /// The latest vets, newest first.
+    pub recent_vets: Vec<VetRecord>,
+}
+
+/// The latest `limit` rows of `vetting_history`, newest first (the tool's order).
+pub fn vetting_history(conn: &Connection, limit: u32) -> Result<Vec<VetRecord>> {
+    let mut stmt = conn.prepare(
+        "SELECT vetted_at, import_folder, total_files, new_songs, duplicates_found,
+            uncertain_matches, threshold_used, engine
+         FROM vetting_history ORDER BY vetted_at DESC, id DESC LIMIT ?1",
+    )?;
+    let rows = stmt
+        .query_map([limit], |r| {
+            Ok(VetRecord {
+                vetted_at: r.get(0)?,
+                import_folder: r.get(1)?,
+                total_files: r.get(2)?,
+                new_songs: r.get(3)?,
+                duplicates_found: r.get(4)?,
+                uncertain_matches: r.get(5)?,
+                threshold_used: r.get(6)?,
+                engine: r.get(7)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
 }
 
 pub fn stats(conn: &Connection) -> Result<Stats> {
@@ -90,7 +131,7 @@ pub fn stats(conn: &Connection) -> Result<Stats> {
     let last_run = conn
         .query_row(
             "SELECT started_at, finished_at, duration_secs, status, engine, pid
-             FROM library_stats ORDER BY id DESC LIMIT 1",
+             FROM index_runs ORDER BY id DESC LIMIT 1",
             [],
             |r| {
                 let mut status: String = r.get(3)?;
@@ -122,6 +163,7 @@ pub fn stats(conn: &Connection) -> Result<Stats> {
         distinct_artists: artists.len() as u64,
         distinct_albums: albums.len() as u64,
         last_run,
+        recent_vets: vetting_history(conn, 5)?,
     })
 }
 
@@ -164,7 +206,26 @@ pub fn print_stats(s: &Stats, out: &mut dyn Write) -> std::io::Result<()> {
                 .unwrap_or_default()
         ),
         None => writeln!(out, "never indexed"),
+    }?;
+    for v in &s.recent_vets {
+        let n = |x: Option<i64>| x.map_or_else(|| "?".to_string(), |x| x.to_string());
+        writeln!(
+            out,
+            "vetted {} ({}): {} files, {} new, {} duplicates, {} uncertain{}",
+            crate::text::escape_control(&v.import_folder),
+            v.vetted_at,
+            n(v.total_files),
+            n(v.new_songs),
+            n(v.duplicates_found),
+            n(v.uncertain_matches),
+            if v.engine.is_none() {
+                " (by music-tools)"
+            } else {
+                ""
+            },
+        )?;
     }
+    Ok(())
 }
 
 pub fn human_bytes(n: u64) -> String {

@@ -160,6 +160,143 @@ pub const MIGRATIONS: &[&str] = &[
         l.is_active,
         l.error
     FROM library_index l;",
+    // 6: the replaced tool's schema where it has one, so its own code (statistics,
+    // duplicate checker, vetter) keeps working on a musicdex index. `library_index` holds
+    // the tool's sixteen columns with its types and formats first (`file_mtime`,
+    // `indexed_at`, `last_verified` as Python's `isoformat()` text), then musicdex's own
+    // facts: `file_mtime_ns` decides the incremental skip (NULL: unknown, read again) and
+    // `path_bytes` is the exact key (NULL only for a row the tool inserted; the trigger
+    // fills it from `file_path`). `library_stats` becomes the tool's table (one row per
+    // index run); musicdex's run log moves to `index_runs`. `vetting_history` gets the
+    // tool's columns, musicdex's extras after them. `tool_mtime` is a function musicdex
+    // registers on its connection: the ISO text the tool writes for an mtime.
+    "DROP VIEW library_verified;
+    CREATE TABLE library_index_v6 (
+        id                INTEGER PRIMARY KEY,
+        file_path         TEXT    NOT NULL,
+        filename          TEXT    NOT NULL,
+        artist            TEXT,
+        title             TEXT,
+        album             TEXT,
+        year              INTEGER,
+        duration          REAL,
+        file_format       TEXT    NOT NULL,
+        file_size         INTEGER NOT NULL,
+        metadata_hash     TEXT    NOT NULL,
+        file_content_hash TEXT,
+        indexed_at        TEXT    NOT NULL,
+        file_mtime        TEXT    NOT NULL,
+        last_verified     TEXT,
+        is_active         INTEGER NOT NULL DEFAULT 1,
+        path_bytes        BLOB    UNIQUE,
+        file_mtime_ns     INTEGER,
+        album_artist      TEXT,
+        track_number      INTEGER,
+        genre             TEXT,
+        bitrate           INTEGER,
+        sample_rate       INTEGER,
+        channels          INTEGER,
+        error             TEXT
+    );
+    INSERT INTO library_index_v6 (id, file_path, filename, artist, title, album, year,
+        duration, file_format, file_size, metadata_hash, file_content_hash, indexed_at,
+        file_mtime, last_verified, is_active, path_bytes, file_mtime_ns, album_artist,
+        track_number, genre, bitrate, sample_rate, channels, error)
+    SELECT id, file_path, filename, artist, title, album, year, duration, file_format,
+        file_size, metadata_hash, file_content_hash, indexed_at, tool_mtime(file_mtime),
+        last_verified, is_active, path_bytes, file_mtime, album_artist, track_number, genre,
+        bitrate, sample_rate, channels, error
+    FROM library_index ORDER BY id;
+    DROP TABLE library_index;
+    ALTER TABLE library_index_v6 RENAME TO library_index;
+    CREATE INDEX idx_dupes_content ON library_index(file_content_hash, is_active)
+        WHERE is_active = 1 AND file_content_hash IS NOT NULL;
+    CREATE INDEX idx_dupes_metadata ON library_index(metadata_hash, is_active, file_content_hash)
+        WHERE is_active = 1 AND file_content_hash IS NOT NULL;
+    CREATE INDEX idx_dupes_artist
+        ON library_index(artist, title, is_active, file_content_hash)
+        WHERE is_active = 1 AND file_content_hash IS NOT NULL
+            AND artist IS NOT NULL AND title IS NOT NULL;
+    CREATE TRIGGER library_index_tool_insert AFTER INSERT ON library_index
+    WHEN NEW.path_bytes IS NULL
+    BEGIN
+        UPDATE library_index SET path_bytes = CAST(NEW.file_path AS BLOB) WHERE id = NEW.id;
+    END;
+    ALTER TABLE library_stats RENAME TO index_runs;
+    CREATE TABLE library_stats (
+        id                INTEGER PRIMARY KEY AUTOINCREMENT,
+        total_files       INTEGER,
+        total_size        INTEGER,
+        formats_breakdown TEXT,
+        artists_count     INTEGER,
+        albums_count      INTEGER,
+        last_index_time   TEXT,
+        index_duration    REAL,
+        created_at        TEXT
+    );
+    CREATE TABLE vetting_history_v6 (
+        id                INTEGER PRIMARY KEY AUTOINCREMENT,
+        import_folder     TEXT    NOT NULL,
+        total_files       INTEGER,
+        duplicates_found  INTEGER,
+        new_songs         INTEGER,
+        uncertain_matches INTEGER,
+        threshold_used    REAL,
+        vetted_at         TEXT    NOT NULL,
+        engine            TEXT,
+        duration_secs     REAL,
+        unreadable        INTEGER,
+        moved             INTEGER NOT NULL DEFAULT 0,
+        export_dir        TEXT,
+        move_dir          TEXT,
+        dry_run           INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO vetting_history_v6 (id, import_folder, total_files, duplicates_found,
+        new_songs, uncertain_matches, threshold_used, vetted_at, engine, duration_secs,
+        unreadable, moved, export_dir, move_dir, dry_run)
+    SELECT id, folder, total_files, duplicates, new_songs, uncertain, threshold, vetted_at,
+        engine, duration_secs, unreadable, moved, export_dir, move_dir, dry_run
+    FROM vetting_history ORDER BY id;
+    DROP TABLE vetting_history;
+    ALTER TABLE vetting_history_v6 RENAME TO vetting_history;
+    CREATE INDEX idx_vetting_history_date ON vetting_history(vetted_at DESC);
+    CREATE VIEW library_verified AS
+    SELECT
+        l.id,
+        l.file_path,
+        l.filename,
+        l.artist,
+        l.title,
+        l.album,
+        l.year,
+        l.duration,
+        l.file_format,
+        l.file_size,
+        l.metadata_hash,
+        l.file_content_hash,
+        l.indexed_at,
+        l.file_mtime,
+        nullif(max(coalesce(l.last_verified, ''), coalesce((
+            SELECT max(s.started_at) FROM run_scope r JOIN index_runs s ON s.id = r.run_id
+            WHERE l.is_active = 1 AND r.kind = 'root' AND s.status = 'complete'
+              AND (l.path_bytes = r.path_bytes
+                   OR (l.path_bytes >= r.lo AND l.path_bytes < r.hi))
+              AND NOT EXISTS (
+                  SELECT 1 FROM run_scope k WHERE k.run_id = r.run_id AND k.kind = 'skipped'
+                    AND (l.path_bytes = k.path_bytes
+                         OR (l.path_bytes >= k.lo AND l.path_bytes < k.hi)))
+        ), '')), '') AS last_verified,
+        l.is_active,
+        l.path_bytes,
+        l.file_mtime_ns,
+        l.album_artist,
+        l.track_number,
+        l.genre,
+        l.bitrate,
+        l.sample_rate,
+        l.channels,
+        l.error
+    FROM library_index l;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -221,12 +358,16 @@ pub fn restore_secondary_indexes(conn: &Connection) -> Result<()> {
 }
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {
+    register_functions(conn)?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > SCHEMA_VERSION {
         bail!(
             "database schema version {version} is newer than this musicdex understands \
              ({SCHEMA_VERSION}); upgrade musicdex"
         );
+    }
+    if version == 0 && table_exists(conn, "library_index")? {
+        return take_over(conn);
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction()?;
@@ -236,5 +377,180 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
         tx.commit()?;
     }
     restore_secondary_indexes(conn)?;
+    Ok(())
+}
+
+/// The SQL functions the migrations call (only they: the tool's code reads the same file
+/// without them).
+fn register_functions(conn: &Connection) -> Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "tool_mtime",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| Ok(super::tool_mtime(ctx.get::<i64>(0)?)),
+    )?;
+    Ok(())
+}
+
+fn table_exists(conn: &Connection, name: &str) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get(0),
+    )?)
+}
+
+fn columns(conn: &Connection, table: &str) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
+    let names = stmt
+        .query_map([table], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(names)
+}
+
+/// The columns the replaced tool's `LibraryDatabase.create_tables` gives each table.
+const TOOL_TABLES: &[(&str, &[&str])] = &[
+    (
+        "library_index",
+        &[
+            "id",
+            "file_path",
+            "filename",
+            "artist",
+            "title",
+            "album",
+            "year",
+            "duration",
+            "file_format",
+            "file_size",
+            "metadata_hash",
+            "file_content_hash",
+            "indexed_at",
+            "file_mtime",
+            "last_verified",
+            "is_active",
+        ],
+    ),
+    (
+        "library_stats",
+        &[
+            "id",
+            "total_files",
+            "total_size",
+            "formats_breakdown",
+            "artists_count",
+            "albums_count",
+            "last_index_time",
+            "index_duration",
+            "created_at",
+        ],
+    ),
+    (
+        "vetting_history",
+        &[
+            "id",
+            "import_folder",
+            "total_files",
+            "duplicates_found",
+            "new_songs",
+            "uncertain_matches",
+            "threshold_used",
+            "vetted_at",
+        ],
+    ),
+];
+
+/// Take over a database the replaced tool wrote (`library_index` present, no musicdex
+/// schema version): in one transaction, its tables are set aside, musicdex's schema is
+/// built by the very migrations a new index runs, and every row is copied in with its id.
+/// The tool's rows carry no musicdex facts (`file_mtime_ns` NULL) and hashes of its own
+/// (a SHA-256 content hash, `HASH_FAILED` placeholders), so the next index run reads
+/// each file once; `indexed_at` stays where the file did not change. Any failure, or a
+/// kill, leaves the tool's database exactly as it was.
+fn take_over(conn: &mut Connection) -> Result<()> {
+    for (table, want) in TOOL_TABLES {
+        if !table_exists(conn, table)? {
+            // The tool creates all three together; an older one may lack a table.
+            if *table == "library_index" {
+                bail!("library_index is missing");
+            }
+            continue;
+        }
+        let have = columns(conn, table)?;
+        if let Some(missing) = want.iter().find(|c| !have.iter().any(|h| h == *c)) {
+            bail!(
+                "this database has a {table} table without column {missing}: neither a \
+                 musicdex index nor one the music-tools library indexer wrote; left untouched"
+            );
+        }
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let present: Vec<&str> = TOOL_TABLES
+        .iter()
+        .map(|(t, _)| *t)
+        .filter(|t| table_exists(&tx, t).unwrap_or(false))
+        .collect();
+    // The tool's indexes would clash by name with the ones the migrations create.
+    let indexes: Vec<String> = tx
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL
+             AND tbl_name IN ('library_index', 'library_stats', 'vetting_history')",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for name in indexes {
+        tx.execute_batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))?;
+    }
+    for t in &present {
+        tx.execute_batch(&format!("ALTER TABLE {t} RENAME TO tool_{t}"))?;
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        tx.execute_batch(sql)
+            .with_context(|| format!("schema migration {}", i + 1))?;
+    }
+    tx.execute_batch(
+        "INSERT INTO library_index (id, file_path, filename, artist, title, album, year,
+            duration, file_format, file_size, metadata_hash, file_content_hash, indexed_at,
+            file_mtime, last_verified, is_active, path_bytes, file_mtime_ns)
+        SELECT id, file_path, coalesce(filename, ''), artist, title, album, year, duration,
+            coalesce(file_format, ''), coalesce(file_size, 0), coalesce(metadata_hash, ''),
+            file_content_hash, coalesce(indexed_at, ''), coalesce(file_mtime, ''),
+            last_verified, coalesce(is_active, 1), CAST(file_path AS BLOB), NULL
+        FROM tool_library_index ORDER BY id;
+        DROP TABLE tool_library_index;",
+    )
+    .context("copying the tool's library_index")?;
+    if present.contains(&"library_stats") {
+        tx.execute_batch(
+            "INSERT INTO library_stats (id, total_files, total_size, formats_breakdown,
+                artists_count, albums_count, last_index_time, index_duration, created_at)
+            SELECT id, total_files, total_size, formats_breakdown, artists_count,
+                albums_count, last_index_time, index_duration, created_at
+            FROM tool_library_stats ORDER BY id;
+            DROP TABLE tool_library_stats;",
+        )
+        .context("copying the tool's library_stats")?;
+    }
+    if present.contains(&"vetting_history") {
+        tx.execute_batch(
+            "INSERT INTO vetting_history (id, import_folder, total_files, duplicates_found,
+                new_songs, uncertain_matches, threshold_used, vetted_at)
+            SELECT id, import_folder, total_files, duplicates_found, new_songs,
+                uncertain_matches, threshold_used, vetted_at
+            FROM tool_vetting_history ORDER BY id;
+            DROP TABLE tool_vetting_history;",
+        )
+        .context("copying the tool's vetting_history")?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    // A test build can die here, everything done but the commit, as a `kill -9` would:
+    // the take-over test checks the tool's database comes back untouched.
+    #[cfg(debug_assertions)]
+    if std::env::var_os("MUSICDEX_TEST_KILL_IN_TAKEOVER").is_some() {
+        // SAFETY: sends SIGKILL to this very process.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+    tx.commit()?;
     Ok(())
 }

@@ -69,14 +69,15 @@ pub struct WriterReport {
     pub deferred_indexes: bool,
 }
 
-/// A file the index did not hold when the run started.
+/// A file the index did not hold when the run started. `file_mtime` is the tool's ISO
+/// text (?22), `file_mtime_ns` the exact value the incremental skip compares (?17).
 const INSERT: &str = "INSERT INTO library_index (
         path_bytes, file_path, filename, artist, title, album, album_artist, track_number,
         year, genre, duration, bitrate, sample_rate, channels, file_format, file_size,
-        file_mtime, file_content_hash, metadata_hash, indexed_at, last_verified, is_active,
-        error)
+        file_mtime_ns, file_content_hash, metadata_hash, indexed_at, last_verified, is_active,
+        error, file_mtime)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-        ?18, ?19, ?20, ?20, 1, ?21)";
+        ?18, ?19, ?20, ?20, 1, ?21, ?22)";
 
 /// The same, should another process have indexed the path since the run loaded what the
 /// index knew: the row is replaced, never duplicated, and the run goes on.
@@ -88,20 +89,25 @@ const UPSERT_SUFFIX: &str = " ON CONFLICT(path_bytes) DO UPDATE SET
         bitrate = excluded.bitrate, sample_rate = excluded.sample_rate,
         channels = excluded.channels, file_format = excluded.file_format,
         file_size = excluded.file_size, file_mtime = excluded.file_mtime,
+        file_mtime_ns = excluded.file_mtime_ns,
         file_content_hash = excluded.file_content_hash,
         metadata_hash = excluded.metadata_hash, indexed_at = excluded.indexed_at,
         last_verified = excluded.last_verified, is_active = 1, error = excluded.error";
 
 /// A file the index held, read again: by rowid, no lookup through the path key, and the
 /// path columns left alone (the row was found by that very path), so the unique path
-/// index is not touched.
+/// index is not touched. A row the replaced tool wrote (no `file_mtime_ns`) keeps its
+/// `indexed_at` when the file is as the tool saw it: it is read only to gain musicdex's
+/// facts.
 const UPDATE: &str = "UPDATE library_index SET
         artist = ?4, title = ?5, album = ?6,
         album_artist = ?7, track_number = ?8, year = ?9, genre = ?10, duration = ?11,
         bitrate = ?12, sample_rate = ?13, channels = ?14, file_format = ?15, file_size = ?16,
-        file_mtime = ?17, file_content_hash = ?18, metadata_hash = ?19, indexed_at = ?20,
-        last_verified = ?20, is_active = 1, error = ?21
-    WHERE id = ?22";
+        file_mtime_ns = ?17, file_content_hash = ?18, metadata_hash = ?19,
+        indexed_at = CASE WHEN file_mtime_ns IS NULL AND file_size = ?16 AND file_mtime = ?22
+            THEN indexed_at ELSE ?20 END,
+        last_verified = ?20, is_active = 1, error = ?21, file_mtime = ?22
+    WHERE id = ?23";
 
 /// An unchanged file that had been marked missing is back.
 const REACTIVATE: &str = "UPDATE library_index SET last_verified = ?1, is_active = 1 WHERE id = ?2";
@@ -214,6 +220,7 @@ impl Writer {
                         let path = r.path.to_string_lossy();
                         let filename = r.filename();
                         let size = r.stat.size as i64;
+                        let mtime = super::tool_mtime(r.stat.mtime_ns);
                         macro_rules! row {
                             ($($extra:expr),*) => {
                                 params![
@@ -221,7 +228,7 @@ impl Writer {
                                     t.album, t.album_artist, t.track_number, t.year, t.genre,
                                     t.duration, t.bitrate, t.sample_rate, t.channels, r.format,
                                     size, r.stat.mtime_ns, r.content_hash, r.metadata_hash, now,
-                                    r.error $(, $extra)*
+                                    r.error, mtime $(, $extra)*
                                 ]
                             };
                         }
@@ -463,6 +470,104 @@ pub fn mark_missing(
     Ok(decision)
 }
 
+/// The replaced tool's `library_stats` row for a finished run, filled as its
+/// `LibraryIndexer.index_library` fills it: the totals of `get_statistics()` (active
+/// rows), the formats as `json.dumps` writes them, then the run's end and duration.
+pub fn record_library_stats(conn: &Connection, index_duration_secs: f64) -> Result<()> {
+    use std::collections::{BTreeMap, HashSet};
+    // The tool's four queries in one pass over the table (it pays four scans). Distinct
+    // names are compared as SQLite's count(DISTINCT) compares them: byte for byte; the
+    // formats come in SQLite's GROUP BY order (bytes).
+    let (mut files, mut size) = (0i64, 0i64);
+    let mut formats: BTreeMap<String, i64> = BTreeMap::new();
+    let mut artists: HashSet<String> = HashSet::new();
+    let mut albums: HashSet<String> = HashSet::new();
+    let mut stmt = conn.prepare(
+        "SELECT file_format, file_size, artist, album FROM library_index WHERE is_active = 1",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        files += 1;
+        size += r.get::<_, Option<i64>>(1)?.unwrap_or(0);
+        let format = value_text(r.get_ref(0)?).unwrap_or_default();
+        match formats.get_mut(format.as_ref()) {
+            Some(n) => *n += 1,
+            None => {
+                formats.insert(format.into_owned(), 1);
+            }
+        }
+        for (col, set) in [(2, &mut artists), (3, &mut albums)] {
+            if let Some(name) = value_text(r.get_ref(col)?)
+                && !set.contains(name.as_ref())
+            {
+                set.insert(name.into_owned());
+            }
+        }
+    }
+    let formats: Vec<(String, i64)> = formats.into_iter().collect();
+    let breakdown = python_json_object(&formats);
+    let (artists, albums) = (artists.len() as i64, albums.len() as i64);
+    let now = now_rfc3339();
+    conn.execute(
+        "INSERT INTO library_stats (total_files, total_size, formats_breakdown, artists_count,
+            albums_count, last_index_time, index_duration, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6)",
+        params![
+            files,
+            size,
+            breakdown,
+            artists,
+            albums,
+            now,
+            index_duration_secs
+        ],
+    )?;
+    Ok(())
+}
+
+/// A column's value as text (NULL: `None`); text is what these columns hold.
+fn value_text(v: rusqlite::types::ValueRef<'_>) -> Option<std::borrow::Cow<'_, str>> {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => None,
+        ValueRef::Text(t) => Some(String::from_utf8_lossy(t)),
+        other => Some(format!("{other:?}").into()),
+    }
+}
+
+/// `json.dumps` of a `{str: int}` dict with Python's defaults: `", "` and `": "`
+/// separators, ASCII only (`\uXXXX`, surrogate pairs beyond the BMP).
+pub fn python_json_object(items: &[(String, i64)]) -> String {
+    let mut out = String::from("{");
+    for (i, (k, v)) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push('"');
+        for c in k.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                    let mut units = [0u16; 2];
+                    for u in c.encode_utf16(&mut units) {
+                        out.push_str(&format!("\\u{u:04x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push_str(&format!("\": {v}"));
+    }
+    out.push('}');
+    out
+}
+
 /// Record what a complete run confirmed: every active file below its roots, except
 /// below the directories it could not read. Older scopes of the same root that the new
 /// one covers entirely are dropped, so the table stays as small as the set of roots.
@@ -524,6 +629,21 @@ mod tests {
                 path: p.as_bytes().into(),
             })
             .collect()
+    }
+
+    #[test]
+    fn formats_as_python_json_dumps() {
+        // Expected strings from Python 3: json.dumps({...}).
+        assert_eq!(python_json_object(&[]), "{}");
+        let items = [
+            ("flac".to_string(), 3),
+            ("mp3".to_string(), 10),
+            ("a\"b\\c\u{1}é😀\u{7f}".to_string(), 1),
+        ];
+        assert_eq!(
+            python_json_object(&items),
+            r#"{"flac": 3, "mp3": 10, "a\"b\\c\u0001\u00e9\ud83d\ude00\u007f": 1}"#
+        );
     }
 
     #[test]
