@@ -47,6 +47,7 @@ fn record(i: usize, round: u64) -> FileRecord {
             mtime_ns: 1_600_000_000_000_000_000 + rng.i64(..100_000_000_000_000_000),
         },
         content_hash: Some(hex(&mut rng)),
+        audio_hash: None,
         metadata_hash: hex(&mut rng),
         tags: TagInfo {
             artist: Some(format!("Artist {artist:05}")),

@@ -42,6 +42,10 @@ pub struct Summary {
     pub updated: u64,
     pub unchanged: u64,
     pub removed: u64,
+    /// Files found under a new path that kept their row: moved or renamed in this run,
+    /// or back after an earlier run marked them removed (see `store::moves`). Not
+    /// counted in `added` or `removed`.
+    pub moved: u64,
     pub errors: u64,
     pub elapsed_secs: f64,
     pub files_per_sec: f64,
@@ -116,6 +120,11 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
     };
 
     let known = Known::load(&conn, &roots)?;
+    // Rows this run inserts have larger ids: the move pairing looks only at those.
+    let last_id_before: i64 =
+        conn.query_row("SELECT coalesce(max(id), 0) FROM library_index", [], |r| {
+            r.get(0)
+        })?;
     let load_secs = started.elapsed().as_secs_f64();
 
     let counters = Counters::default();
@@ -203,6 +212,11 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
 
     let finish_started = Instant::now();
     let candidates = missing_candidates(&known, &seen, &problems.skipped_dirs, &opts.walk.filter);
+    let moves = store::moves::resolve(&mut conn, candidates, last_id_before, &roots)?;
+    let moved = moves.moved + moves.reactivated;
+    let candidates = moves.missing;
+    let mut report = report;
+    report.added = report.added.saturating_sub(moved);
     let root_states = root_states(&conn, &roots, &known, &candidates)?;
     let decision = removal_policy(candidates, &root_states, opts.max_removed);
     mark_inactive(&mut conn, &decision.remove)?;
@@ -243,6 +257,7 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
         updated: report.updated,
         unchanged: report.unchanged,
         removed,
+        moved,
         errors,
         elapsed_secs: elapsed,
         files_per_sec: if elapsed > 0.0 {
@@ -556,8 +571,8 @@ pub fn print_summary(
 ) -> std::io::Result<()> {
     writeln!(
         out,
-        "{} files found: {} added, {} updated, {} unchanged, {} removed, {} errors",
-        s.files_found, s.added, s.updated, s.unchanged, s.removed, s.errors
+        "{} files found: {} added, {} updated, {} unchanged, {} removed, {} moved, {} errors",
+        s.files_found, s.added, s.updated, s.unchanged, s.removed, s.moved, s.errors
     )?;
     writeln!(
         out,

@@ -13,9 +13,9 @@ use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::groups::{
-    ARTIST_ROWS, ArtistBlocks, CONTENT_CONFIDENCE, CONTENT_ROWS, FILE_COLUMNS_AND_PATH, HAS_TAGS,
-    LibraryFile, METADATA_CONFIDENCE, METADATA_ROWS, MatchKind, UNKNOWN_DURATION_CONFIDENCE,
-    durations_agree, is_lossless, rank,
+    ARTIST_ROWS, AUDIO_ROWS, ArtistBlocks, CONTENT_CONFIDENCE, CONTENT_ROWS, FILE_COLUMNS_AND_PATH,
+    HAS_TAGS, LibraryFile, METADATA_CONFIDENCE, METADATA_ROWS, MatchKind,
+    UNKNOWN_DURATION_CONFIDENCE, durations_agree, is_lossless, rank,
 };
 use super::normalize::{artist_key, numbers_of_key, title_key};
 use super::similarity::{Prepared, similarity_at_least};
@@ -423,6 +423,9 @@ impl<'c> Classifier<'c> {
                 let best = &found.files[0];
                 let certain = match found.kind {
                     MatchKind::Content => true,
+                    // by_duration: only agreeing durations (silent-ended PCM rips of
+                    // different recordings hash alike, see media::audio_hash).
+                    MatchKind::Audio => found.durations_known,
                     MatchKind::Metadata => found.durations_known,
                     MatchKind::Fuzzy => false,
                 };
@@ -478,6 +481,17 @@ impl<'c> Classifier<'c> {
                     durations_known: true,
                     files,
                 }));
+            }
+        }
+        // The same recording under other tags: certain once the durations agree.
+        if let Some(hash) = &rec.audio_hash {
+            let sql = format!(
+                "SELECT {FILE_COLUMNS_AND_PATH} FROM library_index
+                 WHERE audio_hash = ?1 AND {AUDIO_ROWS}"
+            );
+            let files = self.rows(&sql, hash)?;
+            if let Some(found) = by_duration(rec, files, MatchKind::Audio, CONTENT_CONFIDENCE) {
+                return Ok(Some(found));
             }
         }
         if rec.error.is_some() {

@@ -107,7 +107,10 @@ impl<'a> Batcher<'a> {
         }
     }
 
-    pub fn push(&mut self, c: Change) -> Result<()> {
+    pub fn push(&mut self, mut c: Change) -> Result<()> {
+        if let Change::Record { record, .. } = &mut c {
+            crate::media::audio_hash::fill(record);
+        }
         if let Some(signal) = self.stop.requested() {
             self.flush()?;
             return Err(Interrupted { signal }.into());

@@ -259,6 +259,16 @@ pub fn audio_hash_of_file(path: &Path) -> io::Result<Option<String>> {
     })
 }
 
+/// Fill a record's audio hash by the reference path, reading the file again (the page
+/// cache holds the head and tail just read). Every engine calls it on every record it
+/// read, so the three give the same value; a file that cannot be read gets none, and
+/// its `error` column already says why.
+pub fn fill(record: &mut super::FileRecord) {
+    if record.content_hash.is_some() && record.audio_hash.is_none() {
+        record.audio_hash = audio_hash_of_file(&record.path).ok().flatten();
+    }
+}
+
 /// The audio hash of a file held whole in memory.
 pub fn audio_hash_of_bytes(data: &[u8]) -> Option<String> {
     let held = [Segment {

@@ -35,6 +35,9 @@ pub struct FileRecord {
     pub stat: Stat,
     /// `None` when the bytes could not be read; such a file matches nothing.
     pub content_hash: Option<String>,
+    /// [`super::audio_hash`]: `None` for an unknown format, an unlocatable payload, or
+    /// a file that could not be read.
+    pub audio_hash: Option<String>,
     pub metadata_hash: String,
     pub tags: TagInfo,
     /// Lower-case extension.
@@ -75,6 +78,7 @@ impl FileRecord {
             path,
             stat,
             content_hash,
+            audio_hash: None,
             metadata_hash,
             tags,
             error: (!errors.is_empty()).then(|| errors.join("; ")),

@@ -160,6 +160,52 @@ pub const MIGRATIONS: &[&str] = &[
         l.is_active,
         l.error
     FROM library_index l;",
+    // 6: the audio hash (media::audio_hash): identity that survives retagging, and the
+    // key that recognises a moved file. NULL on rows indexed before it existed, until a
+    // `--full` run or a re-read fills it. One index serves dupes (active rows) and the
+    // reactivation of a moved file (inactive rows). The view lists the table's columns by
+    // name, so it is rebuilt with the new one last, in table order.
+    "ALTER TABLE library_index ADD COLUMN audio_hash TEXT;
+    CREATE INDEX idx_library_audio_hash ON library_index(audio_hash, file_size)
+        WHERE audio_hash IS NOT NULL;
+    DROP VIEW library_verified;
+    CREATE VIEW library_verified AS
+    SELECT
+        l.id,
+        l.path_bytes,
+        l.file_path,
+        l.filename,
+        l.artist,
+        l.title,
+        l.album,
+        l.album_artist,
+        l.track_number,
+        l.year,
+        l.genre,
+        l.duration,
+        l.bitrate,
+        l.sample_rate,
+        l.channels,
+        l.file_format,
+        l.file_size,
+        l.file_mtime,
+        l.file_content_hash,
+        l.metadata_hash,
+        l.indexed_at,
+        max(l.last_verified, coalesce((
+            SELECT max(s.started_at) FROM run_scope r JOIN library_stats s ON s.id = r.run_id
+            WHERE l.is_active = 1 AND r.kind = 'root' AND s.status = 'complete'
+              AND (l.path_bytes = r.path_bytes
+                   OR (l.path_bytes >= r.lo AND l.path_bytes < r.hi))
+              AND NOT EXISTS (
+                  SELECT 1 FROM run_scope k WHERE k.run_id = r.run_id AND k.kind = 'skipped'
+                    AND (l.path_bytes = k.path_bytes
+                         OR (l.path_bytes >= k.lo AND l.path_bytes < k.hi)))
+        ), '')) AS last_verified,
+        l.is_active,
+        l.error,
+        l.audio_hash
+    FROM library_index l;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
