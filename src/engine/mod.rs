@@ -109,7 +109,7 @@ impl<'a> Batcher<'a> {
 
     pub fn push(&mut self, mut c: Change) -> Result<()> {
         if let Change::Record { record, .. } = &mut c {
-            crate::media::audio_hash::fill(record);
+            let _ = crate::media::audio_hash::fill(record);
         }
         if let Some(signal) = self.stop.requested() {
             self.flush()?;

@@ -263,10 +263,36 @@ pub fn audio_hash_of_file(path: &Path) -> io::Result<Option<String>> {
 /// cache holds the head and tail just read). Every engine calls it on every record it
 /// read, so the three give the same value; a file that cannot be read gets none, and
 /// its `error` column already says why.
-pub fn fill(record: &mut super::FileRecord) {
-    if record.content_hash.is_some() && record.audio_hash.is_none() {
-        record.audio_hash = audio_hash_of_file(&record.path).ok().flatten();
+///
+/// Returns the bytes it read beyond [`beyond_head_and_tail`]'s first reads: what the audio
+/// hash costs an engine that holds those (`--metrics`).
+pub fn fill(record: &mut super::FileRecord) -> u64 {
+    if record.content_hash.is_none() || record.audio_hash.is_some() {
+        return 0;
     }
+    let mut extra = 0;
+    record.audio_hash = File::open(&record.path)
+        .and_then(|file| {
+            let size = file.metadata()?.len();
+            drive(size, &mut Vec::new(), |off, buf| {
+                extra += beyond_head_and_tail(size, off, buf.len() as u64);
+                file.read_exact_at(buf, off)
+                    .map_err(super::record::short_read)
+            })
+        })
+        .ok()
+        .flatten();
+    extra
+}
+
+/// Bytes of `[off, off + len)` outside the first reads of the parallel engines: the
+/// content hash's head and tail, or the whole file under two chunks.
+pub fn beyond_head_and_tail(size: u64, off: u64, len: u64) -> u64 {
+    let head = if size < 2 * CHUNK { size } else { CHUNK };
+    let tail = super::hash::tail_offset(size).unwrap_or(size);
+    let end = off + len;
+    let inside = |a: u64, b: u64| end.min(b).saturating_sub(off.max(a));
+    len - inside(0, head) - inside(tail.max(head), size)
 }
 
 /// The audio hash of a file held whole in memory.

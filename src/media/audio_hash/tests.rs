@@ -1008,3 +1008,18 @@ fn silent_ends_hash_alike_and_the_length_tells_them_apart() {
     assert_eq!(len(&a), len(&b));
     assert_ne!(len(&a), len(&c));
 }
+
+/// What `--metrics` counts as the audio hash's extra bytes: only what lies outside the
+/// head and tail (or the whole small file) the parallel engines read first.
+#[test]
+fn bytes_beyond_the_first_reads() {
+    let c = CHUNK;
+    assert_eq!(beyond_head_and_tail(100, 0, 100), 0);
+    assert_eq!(beyond_head_and_tail(2 * c - 1, c, c - 1), 0);
+    let size = 10 * c;
+    assert_eq!(beyond_head_and_tail(size, 0, c), 0);
+    assert_eq!(beyond_head_and_tail(size, c - 10, 30), 20);
+    assert_eq!(beyond_head_and_tail(size, size - c - 5, 10), 5);
+    assert_eq!(beyond_head_and_tail(size, 3 * c, c), c);
+    assert_eq!(beyond_head_and_tail(size, 0, size), size - 2 * c);
+}
