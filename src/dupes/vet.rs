@@ -183,6 +183,7 @@ pub fn scan_folder(
                 // vet writes nothing a stop would need to save; Ctrl-C ends it at once.
                 stop: crate::engine::StopFlag::never(),
                 uring: Default::default(),
+                limits: Default::default(),
             };
             engine::run(kind, &ctx, tx)
         });
@@ -453,7 +454,7 @@ impl<'c> Classifier<'c> {
             }
             None if rec.error.is_some() => {
                 file.verdict = Verdict::Unreadable;
-                file.error = rec.error.clone();
+                file.error = rec.error.as_ref().map(ToString::to_string);
             }
             None if self.is_indexed(&rec.path)? => file.verdict = Verdict::Indexed,
             None => {}

@@ -255,7 +255,7 @@ pub fn audio_hash_of_file(path: &Path) -> io::Result<Option<String>> {
     let size = file.metadata()?.len();
     drive(size, &mut Vec::new(), |off, buf| {
         file.read_exact_at(buf, off)
-            .map_err(super::record::short_read)
+            .map_err(super::reference::short_read)
     })
 }
 
@@ -277,7 +277,7 @@ pub fn fill(record: &mut super::FileRecord) -> u64 {
             drive(size, &mut Vec::new(), |off, buf| {
                 extra += beyond_head_and_tail(size, off, buf.len() as u64);
                 file.read_exact_at(buf, off)
-                    .map_err(super::record::short_read)
+                    .map_err(super::reference::short_read)
             })
         })
         .ok()
@@ -452,7 +452,7 @@ fn synchsafe(b: &[u8]) -> Option<u64> {
 
 /// A structural read at `off` is allowed within the tag budget of either end of the file.
 fn in_reach(size: u64, off: u64) -> bool {
-    let reach = budget::max_tag_bytes().saturating_add(2 * CHUNK);
+    let reach = budget::DEFAULT_MAX_TAG_BYTES.saturating_add(2 * CHUNK);
     off <= reach || size.saturating_sub(off) <= reach
 }
 
@@ -1168,7 +1168,7 @@ struct Front {
 /// Walk from the first page: find the first logical stream, skip its header packets, and
 /// gather its audio packet data until `want` bytes (or the end).
 fn ogg_front(v: &View, want: u64) -> R<Option<Front>> {
-    let reach = budget::max_tag_bytes().saturating_add(2 * CHUNK);
+    let reach = budget::DEFAULT_MAX_TAG_BYTES.saturating_add(2 * CHUNK);
     let Some(first) = page_at(v, 0)? else {
         return Ok(None);
     };
@@ -1303,7 +1303,7 @@ fn ogg(v: &View) -> R<Option<Payload>> {
     let mut back = PART + PART / 4;
     loop {
         let from = size.saturating_sub(back);
-        if from <= front_end || back > budget::max_tag_bytes() {
+        if from <= front_end || back > budget::DEFAULT_MAX_TAG_BYTES {
             if from > front_end {
                 return Ok(None);
             }

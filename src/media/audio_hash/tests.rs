@@ -11,7 +11,7 @@ use fastrand::Rng;
 use super::*;
 use crate::r#gen::mutate;
 use crate::media::hash;
-use crate::media::record::read_head_tail;
+use crate::media::reference::read_head_tail;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -788,7 +788,7 @@ fn mutants_give_a_hash_or_none_and_never_panic() {
 #[test]
 fn pathological_files_cost_bounded_reads() {
     let tmp = tempfile::tempdir().unwrap();
-    let limit = 2 * budget::max_tag_bytes() + (4 << 20);
+    let limit = 2 * budget::DEFAULT_MAX_TAG_BYTES + (4 << 20);
     let template_ogg = audio_hash_of_file(&repo().join("fixtures/templates/template.ogg")).unwrap();
     for (i, case) in mutate::CASES.iter().enumerate() {
         for f in mutate::write_case(&tmp.path().join(case), case, i as u64).unwrap() {
