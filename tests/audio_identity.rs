@@ -47,6 +47,26 @@ fn retag(src: &Path, dst: &Path, title: &str, cover: Option<usize>) {
     tag.save_to_path(dst, WriteOptions::default()).unwrap();
 }
 
+/// A mono 16-bit WAV of `len` bytes of seeded noise.
+fn wav(len: u32, seed: u64) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut b = Vec::new();
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + len).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&44_100u32.to_le_bytes());
+    b.extend_from_slice(&88_200u32.to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&len.to_le_bytes());
+    b.extend((0..len).map(|_| rng.u8(..)));
+    b
+}
+
 fn template(ext: &str) -> PathBuf {
     repo().join(format!("fixtures/templates/template.{ext}"))
 }
@@ -74,14 +94,32 @@ fn retagged_copies_share_the_audio_hash_in_every_engine() {
             "Other",
             None,
         );
-        // 100 KB of cover: the payload starts past the 64 KiB head read first.
+        // 100 KB of cover: the payload starts past the 64 KiB head (the file, under
+        // 128 KiB, is read whole by the parallel engines' first reads).
         retag(
             &template(ext),
             &lib.join(format!("cover.{ext}")),
             "Cover",
             Some(100_000),
         );
+        // 200 KB of cover: a file larger than head and tail; the parse fetches the tag,
+        // and with it the payload's head.
+        retag(
+            &template(ext),
+            &lib.join(format!("big.{ext}")),
+            "Big",
+            Some(200_000),
+        );
     }
+    // 300 KB of PCM, then tags with a cover appended after the audio: the tail read
+    // holds the tags, not the payload's last 64 KiB.
+    fs::write(lib.join("long.wav"), wav(300_000, 7)).unwrap();
+    retag(
+        &lib.join("long.wav"),
+        &lib.join("long-cover.wav"),
+        "Long",
+        Some(100_000),
+    );
     // Different audio: the same template with one payload byte near the end flipped.
     let mut other = fs::read(template("wav")).unwrap();
     let at = other.len() - 10;
@@ -91,13 +129,19 @@ fn retagged_copies_share_the_audio_hash_in_every_engine() {
     let mut per_engine = Vec::new();
     for engine in ["sequential", "threads", "uring"] {
         let db = tmp.path().join(format!("{engine}.db"));
-        index_json(&lib, &db, &["--engine", engine, "--threads", "2"]);
+        let summary = index_json(&lib, &db, &["--engine", engine, "--threads", "2"]);
+        let extra = summary["metrics"]["audio_extra_bytes"].as_u64().unwrap();
+        if engine != "sequential" {
+            // The parse has fetched most of what the audio hash needs (it walks the
+            // chunks to the appended tag); what is left is counted.
+            assert!(extra > 0, "{engine}: {summary}");
+        }
         let rows = by_name(&db);
         for ext in FORMATS {
             let o = &rows[&format!("orig.{ext}")];
             let audio = o["audio_hash"].as_str();
             assert!(audio.is_some_and(|a| a.len() == 32), "{ext}: {o}");
-            for copy in ["retag", "cover"] {
+            for copy in ["retag", "cover", "big"] {
                 let c = &rows[&format!("{copy}.{ext}")];
                 assert_eq!(c["audio_hash"].as_str(), audio, "{engine} {copy}.{ext}");
                 assert_ne!(
@@ -110,6 +154,11 @@ fn retagged_copies_share_the_audio_hash_in_every_engine() {
             rows["other.wav"]["audio_hash"],
             rows["orig.wav"]["audio_hash"]
         );
+        assert_eq!(
+            rows["long.wav"]["audio_hash"],
+            rows["long-cover.wav"]["audio_hash"]
+        );
+        assert!(rows["long.wav"]["audio_hash"].is_string());
         // The reference path of the module agrees with what the index holds.
         for (name, row) in &rows {
             let want = musicdex::media::audio_hash::audio_hash_of_file(&lib.join(name)).unwrap();
@@ -124,7 +173,8 @@ fn retagged_copies_share_the_audio_hash_in_every_engine() {
     assert_eq!(per_engine[0], per_engine[1], "threads");
     assert_eq!(per_engine[0], per_engine[2], "uring");
 
-    // dupes: one audio group per format, the three copies in it; none for other.wav.
+    // dupes: one audio group per template format with its four copies, and the long
+    // WAV pair; none holds other.wav.
     let db = tmp.path().join("sequential.db");
     let out = ok(&["dupes", "--db", s(&db), "--by", "content", "--json"]);
     let report: Value = serde_json::from_str(out.trim()).unwrap();
@@ -134,11 +184,12 @@ fn retagged_copies_share_the_audio_hash_in_every_engine() {
         .iter()
         .filter(|g| g["kind"] == "audio")
         .collect();
-    assert_eq!(audio.len(), FORMATS.len(), "{report}");
-    assert_eq!(report["summary"]["audio_groups"], FORMATS.len() as u64);
+    assert_eq!(audio.len(), FORMATS.len() + 1, "{report}");
+    assert_eq!(report["summary"]["audio_groups"], FORMATS.len() as u64 + 1);
     for g in audio {
         let files = g["files"].as_array().unwrap();
-        assert_eq!(files.len(), 3, "{g}");
+        let long = files[0]["path"].as_str().unwrap().contains("long");
+        assert_eq!(files.len(), if long { 2 } else { 4 }, "{g}");
         assert!(
             files
                 .iter()
@@ -147,7 +198,7 @@ fn retagged_copies_share_the_audio_hash_in_every_engine() {
     }
     let text = ok(&["dupes", "--db", s(&db), "--by", "content"]);
     assert!(
-        text.contains("[audio 100%] 3 files (same recording, different tags)"),
+        text.contains("[audio 100%] 4 files (same recording, different tags)"),
         "{text}"
     );
 }

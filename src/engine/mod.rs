@@ -56,6 +56,8 @@ pub struct Counters {
     pub found: AtomicU64,
     pub read: AtomicU64,
     pub bytes_read: AtomicU64,
+    /// Bytes the audio hash read beyond the first reads (the threads and uring engines).
+    pub audio_bytes: AtomicU64,
     pub ring_ops: AtomicU64,
     /// Files listed and whether the walk is over, for the progress line's ETA.
     pub walk: crate::scan::WalkTally,
@@ -134,10 +136,7 @@ impl<'a> Batcher<'a> {
         }
     }
 
-    pub fn push(&mut self, mut c: Change) -> Result<()> {
-        if let Change::Record { record, .. } = &mut c {
-            let _ = crate::media::audio_hash::fill(record);
-        }
+    pub fn push(&mut self, c: Change) -> Result<()> {
         if let Some(signal) = self.stop.requested() {
             self.flush()?;
             return Err(Interrupted { signal }.into());

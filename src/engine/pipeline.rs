@@ -12,19 +12,24 @@ use std::fs::File;
 use std::io;
 use std::path::PathBuf;
 
-use super::EngineContext;
+use super::{Counters, EngineContext};
+use crate::media::audio_hash::{self, Located, Step};
 use crate::media::budget::Limits;
 use crate::media::hash::{self, CHUNK};
 use crate::media::problem::Problem;
 use crate::media::record::Stat;
 use crate::media::reference::{parse_file, read_reference, read_reference_file};
 use crate::media::sparse::{self, Attempt, Segment};
+use crate::media::tags::Parsed;
 use crate::media::{FileRecord, md5x8};
 use crate::store::KnownFile;
 use crate::store::writer::Change;
 
 /// Files hashed together: the lanes of one MD5 kernel.
 pub const HASH_BATCH: usize = md5x8::LANES;
+/// Rounds of reads the audio hash may ask for after the parse (fixtures need at most 3);
+/// beyond them the file itself is read for it, as the reference does.
+const AUDIO_ROUNDS: u32 = 8;
 
 /// Whether a file must be read again. One definition for all engines. A file whose last
 /// read failed (stat, open, read) is read again whatever its size and mtime.
@@ -108,6 +113,13 @@ pub struct Job {
     /// Parse attempts that asked for more bytes; 0 while the first reads are out.
     round: u32,
     limits: Limits,
+    /// The tags, once parsed: the audio hash may still need reads.
+    parsed: Option<Box<Result<Parsed, String>>>,
+    /// The audio hash once known (`Some(None)`: the file has none).
+    audio: Option<Option<String>>,
+    audio_rounds: u32,
+    /// Bytes read for the audio hash beyond the first reads.
+    audio_bytes: u64,
 }
 
 impl Job {
@@ -120,6 +132,10 @@ impl Job {
             content: None,
             round: 0,
             limits,
+            parsed: None,
+            audio: None,
+            audio_rounds: 0,
+            audio_bytes: 0,
         }
     }
 
@@ -146,7 +162,13 @@ impl Job {
                 for seg in segments {
                     sparse::add_segment(&mut self.segments, seg);
                 }
-                if first { Next::Hash } else { self.parse() }
+                if first {
+                    Next::Hash
+                } else if self.parsed.is_some() {
+                    self.audio()
+                } else {
+                    self.parse()
+                }
             }
             Reads::OpenFailed(e) if first => Next::Done(Box::new(FileRecord::failed(
                 std::mem::take(&mut self.path),
@@ -172,18 +194,49 @@ impl Job {
             self.round,
             self.limits,
         ) {
-            Attempt::Parsed(parsed) => Next::Done(Box::new(FileRecord::assemble(
-                std::mem::take(&mut self.path),
-                self.stat,
-                Ok(self.content.take().expect("hashed before parsed")),
-                parsed,
-            ))),
+            Attempt::Parsed(parsed) => {
+                self.parsed = Some(Box::new(parsed));
+                self.audio()
+            }
             Attempt::Fetch(plan) => {
                 self.round += 1;
                 Next::Read(plan)
             }
             Attempt::Stream => Next::FromFile,
         }
+    }
+
+    /// The audio hash from the bytes held after the parse (which may have fetched the
+    /// payload's head already), or the reads it needs first; then the record.
+    fn audio(&mut self) -> Next {
+        if self.audio.is_none() {
+            match audio_hash::step(self.stat.size, &self.segments) {
+                Step::Done(h) => self.audio = Some(h),
+                Step::Read(_) if self.audio_rounds >= AUDIO_ROUNDS => return Next::FromFile,
+                Step::Read(plan) => {
+                    self.audio_rounds += 1;
+                    let size = self.stat.size;
+                    self.audio_bytes += plan
+                        .iter()
+                        .map(|&(o, l)| audio_hash::beyond_head_and_tail(size, o, l as u64))
+                        .sum::<u64>();
+                    return Next::Read(plan);
+                }
+            }
+        }
+        let parsed = self.parsed.take().expect("parsed before the audio hash");
+        Next::Done(Box::new(self.record(*parsed)))
+    }
+
+    fn record(&mut self, parsed: Result<Parsed, String>) -> FileRecord {
+        let mut record = FileRecord::assemble(
+            std::mem::take(&mut self.path),
+            self.stat,
+            Ok(self.content.take().expect("hashed before parsed")),
+            parsed,
+        );
+        record.audio_hash = self.audio.take().flatten();
+        record
     }
 
     /// The parse that reads what it lacks from the file itself, for a file whose parse
@@ -194,8 +247,21 @@ impl Job {
         let path = std::mem::take(&mut self.path);
         Box::new(match (file, self.content.take()) {
             (Some(file), Some(content)) => {
-                let parsed = parse_file(file, self.stat.size, &self.segments, &path, self.limits);
-                FileRecord::assemble(path, self.stat, Ok(content), parsed)
+                let parsed = match self.parsed.take() {
+                    Some(p) => *p,
+                    None => parse_file(file, self.stat.size, &self.segments, &path, self.limits),
+                };
+                let mut record = FileRecord::assemble(path, self.stat, Ok(content), parsed);
+                record.audio_hash = match self.audio.take() {
+                    Some(h) => h,
+                    None => {
+                        let (h, extra) =
+                            audio_hash::of_file(file, self.stat.size, &mut self.segments);
+                        self.audio_bytes += extra;
+                        h
+                    }
+                };
+                record
             }
             _ => read_reference(path, self.stat, self.limits),
         })
@@ -210,8 +276,9 @@ impl Job {
         })
     }
 
-    /// The finished change for the writer.
-    pub fn change(&self, record: Box<FileRecord>) -> Change {
+    /// The finished change for the writer; the audio hash's reads go to `counters`.
+    pub fn change(&self, record: Box<FileRecord>, counters: &Counters) -> Change {
+        counters.add(&counters.audio_bytes, self.audio_bytes);
         Change::Record {
             record,
             known: self.known,
@@ -239,5 +306,25 @@ pub fn hash_together<'a>(jobs: impl IntoIterator<Item = &'a mut Job>) {
     let hashes = hash::content_hashes(&inputs);
     for (j, h) in jobs.iter_mut().zip(hashes) {
         j.content = Some(h);
+    }
+    // The audio hash of every file whose payload the first reads hold (small tags: most
+    // files), in the same eight lanes; the others finish it after the parse.
+    let mut payloads: Vec<(usize, audio_hash::Payload)> = Vec::new();
+    for (i, j) in jobs.iter_mut().enumerate() {
+        match audio_hash::locate(j.stat.size, &j.segments) {
+            Located::None => j.audio = Some(None),
+            Located::Found(p) if p.missing(j.stat.size, &j.segments).is_empty() => {
+                payloads.push((i, p))
+            }
+            _ => {}
+        }
+    }
+    let items: Vec<(&audio_hash::Payload, u64, &[Segment])> = payloads
+        .iter()
+        .map(|(i, p)| (p, jobs[*i].stat.size, jobs[*i].segments.as_slice()))
+        .collect();
+    let audio = audio_hash::hashes(&items);
+    for ((i, _), h) in payloads.iter().zip(audio) {
+        jobs[*i].audio = Some(h);
     }
 }

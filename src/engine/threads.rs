@@ -84,7 +84,7 @@ pub(super) fn first_reads(
     let mut opened = Opened { job, file };
     match drive(&mut opened, next, ctx.counters) {
         None => Ok(opened),
-        Some(record) => Err(opened.job.change(record)),
+        Some(record) => Err(opened.job.change(record, ctx.counters)),
     }
 }
 
@@ -117,7 +117,7 @@ pub(super) fn finish_batch(
     for mut o in batch.drain(..) {
         let next = o.job.parse();
         let record = drive(&mut o, next, counters).expect("hashed once");
-        out.push(o.job.change(record))?;
+        out.push(o.job.change(record, counters))?;
     }
     Ok(())
 }

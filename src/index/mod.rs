@@ -85,6 +85,11 @@ pub struct Metrics {
     pub transactions: u64,
     pub files_read: u64,
     pub bytes_read: u64,
+    /// Of `bytes_read`, what the audio hash read beyond the head and tail (threads and
+    /// uring; the sequential engine reads by the reference path and counts none), and
+    /// per file read.
+    pub audio_extra_bytes: u64,
+    pub audio_extra_bytes_per_file: f64,
     pub ring_ops: u64,
     pub user_cpu_secs: f64,
     pub sys_cpu_secs: f64,
@@ -290,6 +295,9 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
             transactions: report.transactions,
             files_read: counters.read.load(Ordering::Relaxed),
             bytes_read: counters.bytes_read.load(Ordering::Relaxed),
+            audio_extra_bytes: counters.audio_bytes.load(Ordering::Relaxed),
+            audio_extra_bytes_per_file: counters.audio_bytes.load(Ordering::Relaxed) as f64
+                / counters.read.load(Ordering::Relaxed).max(1) as f64,
             ring_ops: counters.ring_ops.load(Ordering::Relaxed),
             user_cpu_secs: usage.user,
             sys_cpu_secs: usage.sys,

@@ -71,6 +71,12 @@ pub fn print_summary(
             "  bytes read         {:>9.1} MiB",
             m.bytes_read as f64 / 1048576.0
         )?;
+        writeln!(
+            out,
+            "  audio hash extra   {:>9.1} MiB, {:.0} B per file read",
+            m.audio_extra_bytes as f64 / 1048576.0,
+            m.audio_extra_bytes_per_file
+        )?;
         writeln!(out, "  io_uring ops       {:>9}", m.ring_ops)?;
         writeln!(
             out,

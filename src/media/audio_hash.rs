@@ -270,29 +270,32 @@ pub fn fill(record: &mut super::FileRecord) -> u64 {
     if record.content_hash.is_none() || record.audio_hash.is_some() {
         return 0;
     }
-    let mut extra = 0;
-    record.audio_hash = File::open(&record.path)
-        .and_then(|file| {
-            let size = file.metadata()?.len();
-            drive(size, &mut Vec::new(), |off, buf| {
-                extra += beyond_head_and_tail(size, off, buf.len() as u64);
-                file.read_exact_at(buf, off)
-                    .map_err(super::reference::short_read)
-            })
-        })
-        .ok()
-        .flatten();
+    let Ok(file) = File::open(&record.path) else {
+        return 0;
+    };
+    let (hash, extra) = of_file(&file, record.stat.size, &mut Vec::new());
+    record.audio_hash = hash;
     extra
+}
+
+/// The audio hash of an open file of `size` bytes (its stat size) whose `held` bytes are
+/// read already: the rest is read from the file as [`step`] asks. Also returns the bytes
+/// read beyond the engines' first reads. A read that fails or comes up short (the file
+/// changed) gives no hash.
+pub fn of_file(file: &File, size: u64, held: &mut Vec<Segment>) -> (Option<String>, u64) {
+    let mut extra = 0;
+    let hash = drive(size, held, |off, buf| {
+        extra += beyond_head_and_tail(size, off, buf.len() as u64);
+        file.read_exact_at(buf, off)
+            .map_err(super::reference::short_read)
+    });
+    (hash.ok().flatten(), extra)
 }
 
 /// Bytes of `[off, off + len)` outside the first reads of the parallel engines: the
 /// content hash's head and tail, or the whole file under two chunks.
 pub fn beyond_head_and_tail(size: u64, off: u64, len: u64) -> u64 {
-    let head = if size < 2 * CHUNK { size } else { CHUNK };
-    let tail = super::hash::tail_offset(size).unwrap_or(size);
-    let end = off + len;
-    let inside = |a: u64, b: u64| end.min(b).saturating_sub(off.max(a));
-    len - inside(0, head) - inside(tail.max(head), size)
+    budget::costs_beyond_first(size, off, off + len)
 }
 
 /// The audio hash of a file held whole in memory.

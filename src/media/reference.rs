@@ -72,7 +72,13 @@ pub fn read_reference_file(file: File, path: PathBuf, stat: Stat, limits: Limits
         Err(e) => (Err(Problem::read(&e)), Vec::new()),
     };
     let parsed = parse_file(&file, stat.size, &held, &path, limits);
-    FileRecord::assemble(path, stat, content, parsed)
+    let readable = content.is_ok();
+    let mut record = FileRecord::assemble(path, stat, content, parsed);
+    if readable {
+        let mut held = held;
+        record.audio_hash = super::audio_hash::of_file(&file, stat.size, &mut held).0;
+    }
+    record
 }
 
 /// Parse through the budgeted reader over the file, with `held` (bytes of it already

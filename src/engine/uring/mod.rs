@@ -408,7 +408,8 @@ impl RingWorker<'_> {
     }
 
     fn finish(&mut self, s: usize, record: Box<FileRecord>) -> Result<()> {
-        let change = self.slots[s].job().change(record);
+        let counters = self.ctx.counters;
+        let change = self.slots[s].job().change(record, counters);
         self.release(s);
         self.out.push(change)
     }
