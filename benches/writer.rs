@@ -48,6 +48,7 @@ fn record(i: usize, round: u64) -> FileRecord {
         },
         content_hash: Some(hex(&mut rng)),
         audio_hash: None,
+        audio_len: None,
         metadata_hash: hex(&mut rng),
         tags: TagInfo {
             artist: Some(format!("Artist {artist:05}")),

@@ -50,6 +50,12 @@ fn retag(src: &Path, dst: &Path, title: &str, cover: Option<usize>) {
 /// A mono 16-bit WAV of `len` bytes of seeded noise.
 fn wav(len: u32, seed: u64) -> Vec<u8> {
     let mut rng = fastrand::Rng::with_seed(seed);
+    wav_of((0..len).map(|_| rng.u8(..)).collect())
+}
+
+/// A mono 16-bit WAV holding `pcm`.
+fn wav_of(pcm: Vec<u8>) -> Vec<u8> {
+    let len = pcm.len() as u32;
     let mut b = Vec::new();
     b.extend_from_slice(b"RIFF");
     b.extend_from_slice(&(36 + len).to_le_bytes());
@@ -63,7 +69,7 @@ fn wav(len: u32, seed: u64) -> Vec<u8> {
     b.extend_from_slice(&16u16.to_le_bytes());
     b.extend_from_slice(b"data");
     b.extend_from_slice(&len.to_le_bytes());
-    b.extend((0..len).map(|_| rng.u8(..)));
+    b.extend(pcm);
     b
 }
 
@@ -455,4 +461,45 @@ fn the_migration_keeps_older_rows() {
     assert_eq!(rows.len(), 1);
     assert!(rows[0]["audio_hash"].is_null(), "{}", rows[0]);
     assert_eq!(rows[0]["file_path"], "/old/a.mp3");
+}
+
+/// Two different recordings that start and end with 64 KiB of digital silence have equal
+/// audio hashes; their payload lengths differ, and neither `dupes` nor `vet` takes them
+/// for one recording, though their durations agree within the usual tolerance.
+#[test]
+fn silent_ended_recordings_stay_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("lib");
+    let new = tmp.path().join("new");
+    fs::create_dir(&lib).unwrap();
+    fs::create_dir(&new).unwrap();
+    let silent = |noise: usize, seed: u64| {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut pcm = vec![0u8; 64 << 10];
+        pcm.extend((0..noise).map(|_| rng.u8(..)));
+        pcm.extend(vec![0u8; 64 << 10]);
+        wav_of(pcm)
+    };
+    fs::write(lib.join("a.wav"), silent(100_000, 1)).unwrap();
+    fs::write(lib.join("b.wav"), silent(120_000, 2)).unwrap();
+    fs::write(new.join("c.wav"), silent(110_000, 3)).unwrap();
+    let db = tmp.path().join("i.db");
+    index_json(&lib, &db, &[]);
+    let rows = by_name(&db);
+    let (a, b) = (&rows["a.wav"], &rows["b.wav"]);
+    assert_eq!(
+        a["audio_hash"], b["audio_hash"],
+        "the limit this test is about"
+    );
+    assert!(a["audio_hash"].is_string());
+    assert_eq!(a["audio_len"], (128 << 10) + 100_000);
+    assert_eq!(b["audio_len"], (128 << 10) + 120_000);
+    let out = ok(&["dupes", "--db", s(&db), "--by", "content", "--json"]);
+    let report: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["groups"], serde_json::json!([]), "{report}");
+    let out = ok(&["vet", s(&new), "--db", s(&db), "--json"]);
+    let r: Value = serde_json::from_str(out.trim()).unwrap();
+    let f = &r["files"][0];
+    assert_eq!(f["verdict"], "new", "{f}");
+    assert!(f["match"].is_null(), "{f}");
 }

@@ -19,6 +19,8 @@ use super::similarity::{Prepared, similarity_at_least};
 pub(crate) const CONTENT_ROWS: &str = "is_active = 1 AND file_content_hash IS NOT NULL";
 /// Rows that may match by audio hash (schema migration 6's index holds every row with one).
 pub(crate) const AUDIO_ROWS: &str = "is_active = 1 AND audio_hash IS NOT NULL";
+/// An audio group's key: the audio hash and the payload length (`?` where unknown).
+const AUDIO_KEY: &str = "(audio_hash || '/' || coalesce(audio_len, '?'))";
 /// Rows whose metadata hash may be grouped. The index cannot also exclude the
 /// no-metadata fallback hash without holding artist and title; a metadata hash is
 /// either a fallback for all its rows or for none, so [`HAS_TAGS`] on the rows read
@@ -203,7 +205,8 @@ pub fn is_lossless(format: &str, bitrate: Option<u32>) -> bool {
 #[derive(Clone, Debug, Serialize)]
 pub struct DupeGroup {
     pub kind: MatchKind,
-    /// The content hash, the metadata hash, or the folded artist and title.
+    /// The content hash, the audio hash and payload length (`hash/len`), the metadata
+    /// hash, or the folded artist and title.
     pub key: String,
     /// 1.0 for content, 0.95 for metadata; for fuzzy groups the lowest title similarity
     /// of any pair in the group. At most 0.7 when a member's duration is unknown.
@@ -416,7 +419,8 @@ fn same_group(ids: &[i64], of: &HashMap<i64, usize>) -> bool {
 fn hash_groups(conn: &Connection, kind: MatchKind) -> Result<Vec<DupeGroup>> {
     let (column, rows, extra, confidence) = match kind {
         MatchKind::Content => ("file_content_hash", CONTENT_ROWS, "1", CONTENT_CONFIDENCE),
-        MatchKind::Audio => ("audio_hash", AUDIO_ROWS, "1", CONTENT_CONFIDENCE),
+        // The payload length beside the hash: silent-ended PCM recordings hash alike.
+        MatchKind::Audio => (AUDIO_KEY, AUDIO_ROWS, "1", CONTENT_CONFIDENCE),
         MatchKind::Metadata => (
             "metadata_hash",
             METADATA_ROWS,

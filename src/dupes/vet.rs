@@ -484,11 +484,15 @@ impl<'c> Classifier<'c> {
                 }));
             }
         }
-        // The same recording under other tags: certain once the durations agree.
+        // The same recording under other tags: the same payload length too (silent-ended
+        // PCM recordings hash alike), and certain once the durations agree.
         if let Some(hash) = &rec.audio_hash {
+            let len = rec
+                .audio_len
+                .map_or("IS NULL".to_string(), |n| format!("= {n}"));
             let sql = format!(
                 "SELECT {FILE_COLUMNS_AND_PATH} FROM library_index
-                 WHERE audio_hash = ?1 AND {AUDIO_ROWS}"
+                 WHERE audio_hash = ?1 AND {AUDIO_ROWS} AND audio_len {len}"
             );
             let files = self.rows(&sql, hash)?;
             if let Some(found) = by_duration(rec, files, MatchKind::Audio, CONTENT_CONFIDENCE) {

@@ -115,8 +115,8 @@ pub struct Job {
     limits: Limits,
     /// The tags, once parsed: the audio hash may still need reads.
     parsed: Option<Box<Result<Parsed, String>>>,
-    /// The audio hash once known (`Some(None)`: the file has none).
-    audio: Option<Option<String>>,
+    /// The audio hash and payload length once known (`Some((None, None))`: none).
+    audio: Option<(Option<String>, Option<u64>)>,
     audio_rounds: u32,
     /// Bytes read for the audio hash beyond the first reads.
     audio_bytes: u64,
@@ -211,7 +211,12 @@ impl Job {
     fn audio(&mut self) -> Next {
         if self.audio.is_none() {
             match audio_hash::step(self.stat.size, &self.segments) {
-                Step::Done(h) => self.audio = Some(h),
+                Step::Done(h) => {
+                    let len = h
+                        .as_ref()
+                        .and_then(|_| audio_hash::payload_len(self.stat.size, &self.segments));
+                    self.audio = Some((h, len));
+                }
                 Step::Read(_) if self.audio_rounds >= AUDIO_ROUNDS => return Next::FromFile,
                 Step::Read(plan) => {
                     self.audio_rounds += 1;
@@ -235,7 +240,10 @@ impl Job {
             Ok(self.content.take().expect("hashed before parsed")),
             parsed,
         );
-        record.audio_hash = self.audio.take().flatten();
+        if let Some((hash, len)) = self.audio.take() {
+            record.audio_hash = hash;
+            record.audio_len = len;
+        }
         record
     }
 
@@ -252,13 +260,13 @@ impl Job {
                     None => parse_file(file, self.stat.size, &self.segments, &path, self.limits),
                 };
                 let mut record = FileRecord::assemble(path, self.stat, Ok(content), parsed);
-                record.audio_hash = match self.audio.take() {
-                    Some(h) => h,
+                (record.audio_hash, record.audio_len) = match self.audio.take() {
+                    Some(known) => known,
                     None => {
-                        let (h, extra) =
+                        let (h, len, extra) =
                             audio_hash::of_file(file, self.stat.size, &mut self.segments);
                         self.audio_bytes += extra;
-                        h
+                        (h, len)
                     }
                 };
                 record
@@ -312,7 +320,7 @@ pub fn hash_together<'a>(jobs: impl IntoIterator<Item = &'a mut Job>) {
     let mut payloads: Vec<(usize, audio_hash::Payload)> = Vec::new();
     for (i, j) in jobs.iter_mut().enumerate() {
         match audio_hash::locate(j.stat.size, &j.segments) {
-            Located::None => j.audio = Some(None),
+            Located::None => j.audio = Some((None, None)),
             Located::Found(p) if p.missing(j.stat.size, &j.segments).is_empty() => {
                 payloads.push((i, p))
             }
@@ -324,7 +332,8 @@ pub fn hash_together<'a>(jobs: impl IntoIterator<Item = &'a mut Job>) {
         .map(|(i, p)| (p, jobs[*i].stat.size, jobs[*i].segments.as_slice()))
         .collect();
     let audio = audio_hash::hashes(&items);
-    for ((i, _), h) in payloads.iter().zip(audio) {
-        jobs[*i].audio = Some(h);
+    for ((i, p), h) in payloads.iter().zip(audio) {
+        let len = h.as_ref().and(p.len);
+        jobs[*i].audio = Some((h, len));
     }
 }

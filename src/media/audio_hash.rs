@@ -273,23 +273,39 @@ pub fn fill(record: &mut super::FileRecord) -> u64 {
     let Ok(file) = File::open(&record.path) else {
         return 0;
     };
-    let (hash, extra) = of_file(&file, record.stat.size, &mut Vec::new());
+    let (hash, len, extra) = of_file(&file, record.stat.size, &mut Vec::new());
     record.audio_hash = hash;
+    record.audio_len = len;
     extra
 }
 
 /// The audio hash of an open file of `size` bytes (its stat size) whose `held` bytes are
 /// read already: the rest is read from the file as [`step`] asks. Also returns the bytes
 /// read beyond the engines' first reads. A read that fails or comes up short (the file
-/// changed) gives no hash.
-pub fn of_file(file: &File, size: u64, held: &mut Vec<Segment>) -> (Option<String>, u64) {
+/// changed) gives no hash. With the hash, [`payload_len`].
+pub fn of_file(
+    file: &File,
+    size: u64,
+    held: &mut Vec<Segment>,
+) -> (Option<String>, Option<u64>, u64) {
     let mut extra = 0;
     let hash = drive(size, held, |off, buf| {
         extra += beyond_head_and_tail(size, off, buf.len() as u64);
         file.read_exact_at(buf, off)
             .map_err(super::reference::short_read)
-    });
-    (hash.ok().flatten(), extra)
+    })
+    .ok()
+    .flatten();
+    let len = hash.as_ref().and_then(|_| payload_len(size, held));
+    (hash, len, extra)
+}
+
+/// [`Payload::len`] once [`step`] is done with the bytes held.
+pub fn payload_len(size: u64, held: &[Segment]) -> Option<u64> {
+    match locate(size, held) {
+        Located::Found(p) => p.len,
+        _ => None,
+    }
 }
 
 /// Bytes of `[off, off + len)` outside the first reads of the parallel engines: the

@@ -35,6 +35,8 @@ pub struct FileRecord {
     /// [`super::audio_hash`]: `None` for an unknown format, an unlocatable payload, or
     /// a file that could not be read.
     pub audio_hash: Option<String>,
+    /// Bytes in the audio payload, where known (`audio_hash::Payload::len`).
+    pub audio_len: Option<u64>,
     pub metadata_hash: String,
     pub tags: TagInfo,
     /// Lower-case extension.
@@ -76,6 +78,7 @@ impl FileRecord {
             stat,
             content_hash,
             audio_hash: None,
+            audio_len: None,
             metadata_hash,
             tags,
             error: Problems::from_vec(errors),

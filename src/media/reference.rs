@@ -76,7 +76,9 @@ pub fn read_reference_file(file: File, path: PathBuf, stat: Stat, limits: Limits
     let mut record = FileRecord::assemble(path, stat, content, parsed);
     if readable {
         let mut held = held;
-        record.audio_hash = super::audio_hash::of_file(&file, stat.size, &mut held).0;
+        let (hash, len, _) = super::audio_hash::of_file(&file, stat.size, &mut held);
+        record.audio_hash = hash;
+        record.audio_len = len;
     }
     record
 }

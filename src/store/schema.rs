@@ -161,11 +161,13 @@ pub const MIGRATIONS: &[&str] = &[
         l.error
     FROM library_index l;",
     // 6: the audio hash (media::audio_hash): identity that survives retagging, and the
-    // key that recognises a moved file. NULL on rows indexed before it existed, until a
+    // key that recognises a moved file; beside it the payload's length, without which two
+    // silent-ended PCM recordings would be one. NULL on rows indexed before it existed, until a
     // `--full` run or a re-read fills it. One index serves dupes (active rows) and the
     // reactivation of a moved file (inactive rows). The view lists the table's columns by
     // name, so it is rebuilt with the new one last, in table order.
     "ALTER TABLE library_index ADD COLUMN audio_hash TEXT;
+    ALTER TABLE library_index ADD COLUMN audio_len INTEGER;
     CREATE INDEX idx_library_audio_hash ON library_index(audio_hash, file_size)
         WHERE audio_hash IS NOT NULL;
     DROP VIEW library_verified;
@@ -204,7 +206,8 @@ pub const MIGRATIONS: &[&str] = &[
         ), '')) AS last_verified,
         l.is_active,
         l.error,
-        l.audio_hash
+        l.audio_hash,
+        l.audio_len
     FROM library_index l;",
 ];
 

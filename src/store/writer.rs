@@ -74,9 +74,9 @@ const INSERT: &str = "INSERT INTO library_index (
         path_bytes, file_path, filename, artist, title, album, album_artist, track_number,
         year, genre, duration, bitrate, sample_rate, channels, file_format, file_size,
         file_mtime, file_content_hash, metadata_hash, indexed_at, last_verified, is_active,
-        error, audio_hash)
+        error, audio_hash, audio_len)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-        ?18, ?19, ?20, ?20, 1, ?21, ?22)";
+        ?18, ?19, ?20, ?20, 1, ?21, ?22, ?23)";
 
 /// The same, should another process have indexed the path since the run loaded what the
 /// index knew: the row is replaced, never duplicated, and the run goes on.
@@ -91,7 +91,7 @@ const UPSERT_SUFFIX: &str = " ON CONFLICT(path_bytes) DO UPDATE SET
         file_content_hash = excluded.file_content_hash,
         metadata_hash = excluded.metadata_hash, indexed_at = excluded.indexed_at,
         last_verified = excluded.last_verified, is_active = 1, error = excluded.error,
-        audio_hash = excluded.audio_hash";
+        audio_hash = excluded.audio_hash, audio_len = excluded.audio_len";
 
 /// A file the index held, read again: by rowid, no lookup through the path key, and the
 /// path columns left alone (the row was found by that very path), so the unique path
@@ -101,8 +101,9 @@ const UPDATE: &str = "UPDATE library_index SET
         album_artist = ?7, track_number = ?8, year = ?9, genre = ?10, duration = ?11,
         bitrate = ?12, sample_rate = ?13, channels = ?14, file_format = ?15, file_size = ?16,
         file_mtime = ?17, file_content_hash = ?18, metadata_hash = ?19, indexed_at = ?20,
-        last_verified = ?20, is_active = 1, error = ?21, audio_hash = ?22
-    WHERE id = ?23";
+        last_verified = ?20, is_active = 1, error = ?21, audio_hash = ?22,
+        audio_len = ?23
+    WHERE id = ?24";
 
 /// An unchanged file that had been marked missing is back.
 const REACTIVATE: &str = "UPDATE library_index SET last_verified = ?1, is_active = 1 WHERE id = ?2";
@@ -222,7 +223,8 @@ impl Writer {
                                     t.album, t.album_artist, t.track_number, t.year, t.genre,
                                     t.duration, t.bitrate, t.sample_rate, t.channels, r.format,
                                     size, r.stat.mtime_ns, r.content_hash, r.metadata_hash, now,
-                                    r.error, r.audio_hash $(, $extra)*
+                                    r.error, r.audio_hash, r.audio_len.map(|n| n as i64)
+                                    $(, $extra)*
                                 ]
                             };
                         }
