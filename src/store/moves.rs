@@ -16,8 +16,9 @@ use anyhow::Result;
 use rusqlite::Connection;
 use rusqlite::types::Value;
 
-use super::Subtree;
+use super::subtree_range;
 use super::writer::Candidate;
+use crate::media::record::path_bytes;
 
 /// What pairing needs of a row.
 #[derive(Clone, Debug)]
@@ -135,6 +136,17 @@ pub fn resolve(
     roots: &[PathBuf],
 ) -> Result<Moves> {
     let mut out = Moves::default();
+    // The steady state (nothing missing, nothing inactive) and a first load pay one
+    // query, not a read of every row the run inserted.
+    let any_inactive: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM library_index WHERE is_active = 0)",
+        [],
+        |r| r.get(0),
+    )?;
+    if missing.is_empty() && !any_inactive {
+        out.missing = missing;
+        return Ok(out);
+    }
     let news: Vec<Ident> = conn
         .prepare(&format!("{IDENT} WHERE id > ?1 AND is_active = 1"))?
         .query_map([last_id_before], Ident::from_row)?
@@ -168,24 +180,23 @@ pub fn resolve(
         .collect();
 
     // Across runs: rows marked inactive before, below the roots of this run.
-    let trees: Vec<Subtree> = roots.iter().map(|r| Subtree::new(r)).collect();
     let left: Vec<Ident> = news
         .into_iter()
         .zip(&used_new)
         .filter_map(|(n, used)| (!used).then_some(n))
         .collect();
-    if !left.is_empty() {
+    if !left.is_empty() && any_inactive {
         let mut inactive = Vec::new();
         {
-            let mut stmt = tx.prepare(
-                "SELECT id, file_size, audio_hash, file_content_hash, path_bytes
-                 FROM library_index WHERE is_active = 0",
-            )?;
-            let mut rows = stmt.query([])?;
-            while let Some(r) = rows.next()? {
-                let path: Vec<u8> = r.get(4)?;
-                if trees.iter().any(|t| t.contains(&path)) {
-                    inactive.push(Ident::from_row(r)?);
+            // Each root's rows by a range of the unique path index.
+            let mut stmt = tx.prepare(&format!(
+                "{IDENT} WHERE path_bytes >= ?1 AND path_bytes < ?2 AND is_active = 0"
+            ))?;
+            for root in roots {
+                let (lo, hi) = subtree_range(path_bytes(root));
+                let rows = stmt.query_map(rusqlite::params![lo, hi], Ident::from_row)?;
+                for r in rows {
+                    inactive.push(r?);
                 }
             }
         }
@@ -220,15 +231,16 @@ fn move_row(tx: &rusqlite::Transaction, columns: &[String], from: i64, to: i64) 
         .iter()
         .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
         .collect();
-    let values: Vec<Value> = tx.query_row(
-        &format!(
+    let values: Vec<Value> = tx
+        .prepare_cached(&format!(
             "SELECT {} FROM library_index WHERE id = ?1",
             quoted.join(", ")
-        ),
-        [from],
-        |r| (0..quoted.len()).map(|i| r.get::<_, Value>(i)).collect(),
-    )?;
-    tx.execute("DELETE FROM library_index WHERE id = ?1", [from])?;
+        ))?
+        .query_row([from], |r| {
+            (0..quoted.len()).map(|i| r.get::<_, Value>(i)).collect()
+        })?;
+    tx.prepare_cached("DELETE FROM library_index WHERE id = ?1")?
+        .execute([from])?;
     let set: Vec<String> = quoted
         .iter()
         .enumerate()
@@ -236,14 +248,12 @@ fn move_row(tx: &rusqlite::Transaction, columns: &[String], from: i64, to: i64) 
         .collect();
     let mut bound = values;
     bound.push(Value::Integer(to));
-    tx.execute(
-        &format!(
-            "UPDATE library_index SET {} WHERE id = ?{}",
-            set.join(", "),
-            bound.len()
-        ),
-        rusqlite::params_from_iter(bound.iter()),
-    )?;
+    tx.prepare_cached(&format!(
+        "UPDATE library_index SET {} WHERE id = ?{}",
+        set.join(", "),
+        bound.len()
+    ))?
+    .execute(rusqlite::params_from_iter(bound.iter()))?;
     Ok(())
 }
 
