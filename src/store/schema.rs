@@ -162,14 +162,15 @@ pub const MIGRATIONS: &[&str] = &[
     FROM library_index l;",
     // 6: the audio hash (media::audio_hash): identity that survives retagging, and the
     // key that recognises a moved file; beside it the payload's length, without which two
-    // silent-ended PCM recordings would be one. NULL on rows indexed before it existed, until a
-    // `--full` run or a re-read fills it. One index serves dupes (active rows) and the
-    // reactivation of a moved file (inactive rows). The view lists the table's columns by
-    // name, so it is rebuilt with the new one last, in table order.
+    // silent-ended PCM recordings would be one. NULL on rows indexed before it existed,
+    // until a `--full` run or a re-read fills it. A partial covering index, like those of
+    // migration 2, answers `dupes` and `vet` (the WHERE is `dupes::groups::AUDIO_ROWS`);
+    // moves look rows up by id and path. The view lists the table's columns by name, so
+    // it is rebuilt with the new ones last, in table order.
     "ALTER TABLE library_index ADD COLUMN audio_hash TEXT;
     ALTER TABLE library_index ADD COLUMN audio_len INTEGER;
-    CREATE INDEX idx_library_audio_hash ON library_index(audio_hash, file_size)
-        WHERE audio_hash IS NOT NULL;
+    CREATE INDEX idx_dupes_audio ON library_index(audio_hash, audio_len, is_active)
+        WHERE is_active = 1 AND audio_hash IS NOT NULL;
     DROP VIEW library_verified;
     CREATE VIEW library_verified AS
     SELECT
