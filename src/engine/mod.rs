@@ -2,6 +2,7 @@
 //! is the reference; every other engine must produce the same rows.
 
 pub mod file;
+pub mod pipeline;
 pub mod roofline;
 pub mod sequential;
 pub mod stop;

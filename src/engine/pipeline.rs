@@ -1,0 +1,221 @@
+//! The per-file pipeline of the `threads` and `uring` engines, written once: decide from
+//! the stat → first reads → hash in batches of eight → parse, fetching what the parse
+//! asks for → record.
+//!
+//! It does no I/O. A backend (blocking syscalls in [`super::threads`], io_uring chains in
+//! [`super::uring`]) moves the bytes a [`Job`] asks for and reports how that went; the
+//! job says what comes next. So every decision that shapes a row (which error a file
+//! gets, when it falls back to the reference path, when it parses from the file) is
+//! made here, and the two backends cannot drift apart.
+
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
+
+use super::{EngineContext, decide};
+use crate::media::hash::{self, CHUNK};
+use crate::media::record::{Stat, parse_file, read_reference, read_reference_file};
+use crate::media::sparse::{self, Attempt, Segment};
+use crate::media::{FileRecord, md5x8};
+use crate::store::KnownFile;
+use crate::store::writer::Change;
+
+/// Files hashed together: the lanes of one MD5 kernel.
+pub const HASH_BATCH: usize = md5x8::LANES;
+
+/// What to do with a file once stat'ed: either a finished change, or read it.
+pub enum Triage {
+    Done(Change),
+    Read(Job),
+}
+
+/// The decision once the stat is in, however it was made. A file listed a moment ago and
+/// gone now gets an error row, not a crash.
+pub fn triage(
+    ctx: &EngineContext,
+    path: PathBuf,
+    known: Option<KnownFile>,
+    stat: io::Result<Stat>,
+) -> Triage {
+    match stat {
+        Err(e) => Triage::Done(Change::Record {
+            record: Box::new(FileRecord::failed(
+                path,
+                Stat {
+                    size: 0,
+                    mtime_ns: 0,
+                },
+                format!("stat: {e}"),
+            )),
+            known,
+        }),
+        Ok(stat) => match decide(known.as_ref(), stat, ctx.full) {
+            Some(k) => Triage::Done(Change::Unchanged { known: k }),
+            None => Triage::Read(Job::new(path, stat, known)),
+        },
+    }
+}
+
+/// How the reads a job asked for went, as the backend saw them.
+pub enum Reads {
+    /// Every read complete, one segment per range asked for.
+    Done(Vec<Segment>),
+    /// The file could not be opened.
+    OpenFailed(io::Error),
+    /// A read failed or came up short: the file changed since its stat.
+    Short,
+    /// The backend had no room for them (the allocator refused, a cap on what it holds,
+    /// a chain its queue cannot take); nothing was read.
+    NoRoom,
+}
+
+/// What a job needs next.
+pub enum Next {
+    /// Read these `(offset, len)` ranges and report with [`Job::reads_done`].
+    Read(Vec<(u64, usize)>),
+    /// First reads in: hash with others ([`hash_together`]), then [`Job::parse`].
+    Hash,
+    /// Parse from the file itself: [`Job::from_file`].
+    FromFile,
+    /// Record the file the reference engine's way: [`Job::reference`].
+    Reference,
+    /// The file's record.
+    Done(Box<FileRecord>),
+}
+
+/// One file the pipeline reads.
+pub struct Job {
+    pub path: PathBuf,
+    pub stat: Stat,
+    pub known: Option<KnownFile>,
+    /// Bytes held, sorted by offset.
+    segments: Vec<Segment>,
+    content: Option<String>,
+    /// Parse attempts that asked for more bytes; 0 while the first reads are out.
+    round: u32,
+}
+
+impl Job {
+    pub fn new(path: PathBuf, stat: Stat, known: Option<KnownFile>) -> Job {
+        Job {
+            path,
+            stat,
+            known,
+            segments: Vec::with_capacity(2),
+            content: None,
+            round: 0,
+        }
+    }
+
+    /// The first reads: the head, and the tail when the hash covers one. A file under two
+    /// chunks is read whole in one go, so its tags never need a second read.
+    pub fn first_reads(&self) -> Vec<(u64, usize)> {
+        let size = self.stat.size;
+        let head = if size < 2 * CHUNK { size } else { CHUNK };
+        std::iter::once((0, head as usize))
+            .chain(hash::tail_offset(size).map(|o| (o, CHUNK as usize)))
+            .collect()
+    }
+
+    /// Whether the reads out (or about to be) are the first ones.
+    pub fn first(&self) -> bool {
+        self.round == 0 && self.content.is_none()
+    }
+
+    /// Take in what the backend reports for the reads this job asked for.
+    pub fn reads_done(&mut self, reads: Reads) -> Next {
+        let first = self.first();
+        match reads {
+            Reads::Done(segments) => {
+                for seg in segments {
+                    sparse::add_segment(&mut self.segments, seg);
+                }
+                if first { Next::Hash } else { self.parse() }
+            }
+            Reads::OpenFailed(e) if first => Next::Done(Box::new(FileRecord::failed(
+                std::mem::take(&mut self.path),
+                self.stat,
+                format!("open: {e}"),
+            ))),
+            // Opened a moment ago and gone or changed now: the reference path records it
+            // exactly as the reference engine would.
+            Reads::OpenFailed(_) | Reads::Short => Next::Reference,
+            // At most two chunks: if even that cannot be had, the reference path says so.
+            Reads::NoRoom if first => Next::Reference,
+            // The same parse, with the missing bytes read from the file as it goes.
+            Reads::NoRoom => Next::FromFile,
+        }
+    }
+
+    /// Parse the tags from the bytes held; ask for more if the parse needs them.
+    pub fn parse(&mut self) -> Next {
+        match sparse::attempt(self.stat.size, &self.segments, &self.path, self.round) {
+            Attempt::Parsed(parsed) => Next::Done(Box::new(FileRecord::assemble(
+                std::mem::take(&mut self.path),
+                self.stat,
+                Ok(self.content.take().expect("hashed before parsed")),
+                parsed,
+            ))),
+            Attempt::Fetch(plan) => {
+                self.round += 1;
+                Next::Read(plan)
+            }
+            Attempt::Stream => Next::FromFile,
+        }
+    }
+
+    /// The parse that reads what it lacks from the file itself, for a file whose parse
+    /// needs more than a backend holds for it. Same bytes, same budget, so the same row
+    /// as a parse from memory. `file` is the file reopened (or kept open); if it is gone,
+    /// the reference path says what it finds.
+    pub fn from_file(&mut self, file: Option<&File>) -> Box<FileRecord> {
+        let path = std::mem::take(&mut self.path);
+        Box::new(match (file, self.content.take()) {
+            (Some(file), Some(content)) => {
+                let parsed = parse_file(file, self.stat.size, &self.segments, &path);
+                FileRecord::assemble(path, self.stat, Ok(content), parsed)
+            }
+            _ => read_reference(path, self.stat),
+        })
+    }
+
+    /// The reference engine's record, from the file if the backend holds it open.
+    pub fn reference(&mut self, file: Option<File>) -> Box<FileRecord> {
+        let path = std::mem::take(&mut self.path);
+        Box::new(match file {
+            Some(file) => read_reference_file(file, path, self.stat),
+            None => read_reference(path, self.stat),
+        })
+    }
+
+    /// The finished change for the writer.
+    pub fn change(&self, record: Box<FileRecord>) -> Change {
+        Change::Record {
+            record,
+            known: self.known,
+        }
+    }
+
+    /// The buffers this job holds, for a backend that reuses them.
+    pub fn take_buffers(&mut self) -> impl Iterator<Item = Vec<u8>> + '_ {
+        self.segments.drain(..).map(|s| s.data)
+    }
+}
+
+/// Hash jobs whose first reads are in together, in the lanes of one MD5 kernel.
+pub fn hash_together<'a>(jobs: impl IntoIterator<Item = &'a mut Job>) {
+    let mut jobs: Vec<&mut Job> = jobs.into_iter().collect();
+    let inputs: Vec<_> = jobs
+        .iter()
+        .map(|j| {
+            let size = j.stat.size;
+            let head = &j.segments[0].data[..hash::head_len(size)];
+            let tail = hash::tail_offset(size).map(|_| j.segments[1].data.as_slice());
+            (head, tail)
+        })
+        .collect();
+    let hashes = hash::content_hashes(&inputs);
+    for (j, h) in jobs.iter_mut().zip(hashes) {
+        j.content = Some(h);
+    }
+}
