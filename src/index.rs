@@ -33,6 +33,8 @@ pub struct IndexOptions {
     pub stop: &'static engine::StopFlag,
     /// Ring tuning overrides, for measuring.
     pub uring: engine::uring::Tuning,
+    /// What one file's tag parse may cost (`--max-tag-bytes`).
+    pub limits: crate::media::budget::Limits,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -156,6 +158,7 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
             counters: &counters,
             stop: opts.stop,
             uring: opts.uring,
+            limits: opts.limits,
         };
         let engine_result = engine::run(opts.engine, &ctx, tx);
         let writer_result = writer.join();

@@ -175,6 +175,7 @@ pub fn scan_folder(
                 // vet writes nothing a stop would need to save; Ctrl-C ends it at once.
                 stop: crate::engine::StopFlag::never(),
                 uring: Default::default(),
+                limits: Default::default(),
             };
             engine::run(kind, &ctx, tx)
         });

@@ -16,6 +16,7 @@ use anyhow::Result;
 use crossbeam_channel::Sender;
 use serde::Serialize;
 
+use crate::media::budget::Limits;
 use crate::media::record::Stat;
 use crate::scan::{self, WalkOptions, WalkProblems};
 use crate::store::writer::Change;
@@ -79,6 +80,8 @@ pub struct EngineContext<'a> {
     pub stop: &'a StopFlag,
     /// Ring tuning overrides (the uring engine only).
     pub uring: uring::Tuning,
+    /// What one file's tag parse may cost.
+    pub limits: Limits,
 }
 
 /// Whether a file must be read again. One definition for all engines. A file whose last

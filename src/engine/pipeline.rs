@@ -13,8 +13,10 @@ use std::io;
 use std::path::PathBuf;
 
 use super::{EngineContext, decide};
+use crate::media::budget::Limits;
 use crate::media::hash::{self, CHUNK};
-use crate::media::record::{Stat, parse_file, read_reference, read_reference_file};
+use crate::media::record::Stat;
+use crate::media::reference::{parse_file, read_reference, read_reference_file};
 use crate::media::sparse::{self, Attempt, Segment};
 use crate::media::{FileRecord, md5x8};
 use crate::store::KnownFile;
@@ -51,7 +53,7 @@ pub fn triage(
         }),
         Ok(stat) => match decide(known.as_ref(), stat, ctx.full) {
             Some(k) => Triage::Done(Change::Unchanged { known: k }),
-            None => Triage::Read(Job::new(path, stat, known)),
+            None => Triage::Read(Job::new(path, stat, known, ctx.limits)),
         },
     }
 }
@@ -93,10 +95,11 @@ pub struct Job {
     content: Option<String>,
     /// Parse attempts that asked for more bytes; 0 while the first reads are out.
     round: u32,
+    limits: Limits,
 }
 
 impl Job {
-    pub fn new(path: PathBuf, stat: Stat, known: Option<KnownFile>) -> Job {
+    pub fn new(path: PathBuf, stat: Stat, known: Option<KnownFile>, limits: Limits) -> Job {
         Job {
             path,
             stat,
@@ -104,6 +107,7 @@ impl Job {
             segments: Vec::with_capacity(2),
             content: None,
             round: 0,
+            limits,
         }
     }
 
@@ -149,7 +153,13 @@ impl Job {
 
     /// Parse the tags from the bytes held; ask for more if the parse needs them.
     pub fn parse(&mut self) -> Next {
-        match sparse::attempt(self.stat.size, &self.segments, &self.path, self.round) {
+        match sparse::attempt(
+            self.stat.size,
+            &self.segments,
+            &self.path,
+            self.round,
+            self.limits,
+        ) {
             Attempt::Parsed(parsed) => Next::Done(Box::new(FileRecord::assemble(
                 std::mem::take(&mut self.path),
                 self.stat,
@@ -172,10 +182,10 @@ impl Job {
         let path = std::mem::take(&mut self.path);
         Box::new(match (file, self.content.take()) {
             (Some(file), Some(content)) => {
-                let parsed = parse_file(file, self.stat.size, &self.segments, &path);
+                let parsed = parse_file(file, self.stat.size, &self.segments, &path, self.limits);
                 FileRecord::assemble(path, self.stat, Ok(content), parsed)
             }
-            _ => read_reference(path, self.stat),
+            _ => read_reference(path, self.stat, self.limits),
         })
     }
 
@@ -183,8 +193,8 @@ impl Job {
     pub fn reference(&mut self, file: Option<File>) -> Box<FileRecord> {
         let path = std::mem::take(&mut self.path);
         Box::new(match file {
-            Some(file) => read_reference_file(file, path, self.stat),
-            None => read_reference(path, self.stat),
+            Some(file) => read_reference_file(file, path, self.stat, self.limits),
+            None => read_reference(path, self.stat, self.limits),
         })
     }
 

@@ -9,7 +9,8 @@ use crossbeam_channel::Sender;
 use super::pipeline::{Triage, triage};
 use super::{Batcher, EngineContext};
 
-use crate::media::record::{Stat, read_reference};
+use crate::media::record::Stat;
+use crate::media::reference::read_reference;
 use crate::scan::{WalkProblems, walk_sequential};
 use crate::store::writer::Change;
 
@@ -29,7 +30,7 @@ pub fn run(ctx: &EngineContext, tx: Sender<Vec<Change>>) -> Result<WalkProblems>
             Triage::Done(change) => change,
             Triage::Read(job) => {
                 let (stat, known) = (job.stat, job.known);
-                let record = read_reference(job.path, stat);
+                let record = read_reference(job.path, stat, ctx.limits);
                 ctx.counters.read.fetch_add(1, Ordering::Relaxed);
                 let hashed = crate::media::hash::head_len(stat.size) as u64
                     + crate::media::hash::tail_offset(stat.size)

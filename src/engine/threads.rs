@@ -126,7 +126,7 @@ pub(super) fn finish_batch(
 mod tests {
     use super::*;
     use crate::engine::StopFlag;
-    use crate::media::record::read_reference;
+    use crate::media::reference::read_reference;
     use crate::scan::WalkOptions;
     use crate::store::Known;
     use rustix::fs::{Mode, OFlags};
@@ -165,6 +165,7 @@ mod tests {
             counters: &counters,
             stop: StopFlag::never(),
             uring: Default::default(),
+            limits: Default::default(),
         };
         for (name, data, cut) in [
             ("small.flac", &bytes, bytes.len() / 2),
@@ -200,7 +201,11 @@ mod tests {
             let [Change::Record { record, .. }] = &changes[..] else {
                 panic!("{name}: one record: {changes:?}");
             };
-            assert_eq!(**record, read_reference(path, stat), "{name}");
+            assert_eq!(
+                **record,
+                read_reference(path, stat, Default::default()),
+                "{name}"
+            );
             assert!(record.error.is_some(), "{name}: {record:?}");
         }
     }

@@ -5,6 +5,7 @@ pub mod budget;
 pub mod hash;
 pub mod md5x8;
 pub mod record;
+pub mod reference;
 pub mod sparse;
 pub mod tags;
 

@@ -1,16 +1,12 @@
 //! One indexed file as the engines produce it and the writer stores it.
 
 use std::ffi::OsStr;
-use std::fs::File;
-use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::budget::{Budgeted, FileView};
 use super::hash;
-use super::sparse::Segment;
-use super::tags::{self, Parsed, TagInfo};
+use super::tags::{Parsed, TagInfo};
 
 /// Size and modification time: the two facts incremental runs compare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,77 +105,6 @@ pub fn path_bytes(path: &Path) -> &[u8] {
 
 pub fn path_from_bytes(bytes: &[u8]) -> PathBuf {
     PathBuf::from(OsStr::from_bytes(bytes))
-}
-
-/// Read the head and tail blocks that [`hash::content_hash`] covers. `size` is what
-/// stat said; a file that shrank since is an error, never a hash of fewer bytes.
-pub fn read_head_tail(file: &File, size: u64) -> io::Result<(Vec<u8>, Option<Vec<u8>>)> {
-    let mut head = vec![0u8; hash::head_len(size)];
-    file.read_exact_at(&mut head, 0).map_err(short_read)?;
-    let tail = match hash::tail_offset(size) {
-        Some(off) => {
-            let mut tail = vec![0u8; hash::CHUNK as usize];
-            file.read_exact_at(&mut tail, off).map_err(short_read)?;
-            Some(tail)
-        }
-        None => None,
-    };
-    Ok((head, tail))
-}
-
-/// The error a read past the end becomes: the file shrank after it was stat'ed.
-pub fn short_read(e: io::Error) -> io::Error {
-    if e.kind() == io::ErrorKind::UnexpectedEof {
-        io::Error::new(
-            e.kind(),
-            "file shorter than its stat size (changed while read)",
-        )
-    } else {
-        e
-    }
-}
-
-/// The reference way to index one file: std::fs, then lofty reading from the path.
-/// Slow and obviously right; the other engines must produce the same record.
-pub fn read_reference(path: PathBuf, stat: Stat) -> FileRecord {
-    let file = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) => return FileRecord::failed(path, stat, format!("open: {e}")),
-    };
-    read_reference_file(file, path, stat)
-}
-
-/// The reference path from an already open file. The faster engines fall back to it
-/// when a read comes up short, so a file that changes under them is recorded exactly as
-/// the reference engine would have recorded it.
-pub fn read_reference_file(file: File, path: PathBuf, stat: Stat) -> FileRecord {
-    let (content, held) = match read_head_tail(&file, stat.size) {
-        Ok((h, t)) => {
-            let content = hash::content_hash(&h, t.as_deref());
-            // The parse reads head and tail from memory, like the other engines'.
-            let mut held = vec![Segment { offset: 0, data: h }];
-            if let (Some(off), Some(t)) = (hash::tail_offset(stat.size), t) {
-                held.push(Segment {
-                    offset: off,
-                    data: t,
-                });
-            }
-            (Ok(content), held)
-        }
-        Err(e) => (Err(format!("read: {e}")), Vec::new()),
-    };
-    let parsed = parse_file(&file, stat.size, &held, &path);
-    FileRecord::assemble(path, stat, content, parsed)
-}
-
-/// Parse through the budgeted reader over the file, with `held` (bytes of it already
-/// read, sorted by offset) served from memory. Every engine's last resort, and the
-/// reference engine's only way.
-pub fn parse_file(file: &File, size: u64, held: &[Segment], path: &Path) -> Result<Parsed, String> {
-    tags::parse(
-        &mut Budgeted::new(FileView::new(file, size, held), size),
-        path,
-    )
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 use super::*;
 use crate::engine::{Counters, StopFlag};
-use crate::media::record::read_reference;
+use crate::media::reference::read_reference;
 use crate::scan::WalkOptions;
 use crate::store::Known;
 use std::path::Path;
@@ -36,6 +36,7 @@ fn run_with(fault: fault::Fault) -> (Result<WalkProblems>, usize) {
         counters: &counters,
         stop: StopFlag::never(),
         uring: Tuning::default(),
+        limits: Default::default(),
     };
     let mut cfg = Config::for_threads(1, &Tuning::default());
     cfg.ring_statx = Some(false);
@@ -132,6 +133,7 @@ fn a_chain_longer_than_the_queue_is_read_by_the_reference_path() {
         counters: &counters,
         stop: StopFlag::never(),
         uring: Tuning::default(),
+        limits: Default::default(),
     };
     let mut cfg = Config::for_threads(1, &Tuning::default());
     cfg.window = 2;
@@ -164,7 +166,7 @@ fn a_chain_longer_than_the_queue_is_read_by_the_reference_path() {
         path: dir_path.to_path_buf(),
     }));
     slot.name = CString::new("02 Aerodynamic.flac").unwrap();
-    slot.job = Some(Job::new(file.clone(), stat, None));
+    slot.job = Some(Job::new(file.clone(), stat, None, Default::default()));
     slot.phase = Phase::Read;
     let cap = w.sq_capacity();
     // One read per 16 bytes of the file's start: far more than the queue holds.
@@ -180,6 +182,6 @@ fn a_chain_longer_than_the_queue_is_read_by_the_reference_path() {
     let [Change::Record { record, .. }] = &changes[..] else {
         panic!("one record: {changes:?}");
     };
-    assert_eq!(**record, read_reference(file, stat));
+    assert_eq!(**record, read_reference(file, stat, Default::default()));
     assert!(record.content_hash.is_some());
 }
