@@ -62,7 +62,9 @@ fn record(i: usize, round: u64) -> FileRecord {
             channels: Some(2),
         },
         format: ext.into(),
-        error: (rng.u32(..1000) == 0).then(|| "tags: truncated frame".to_string()),
+        error: (rng.u32(..1000) == 0).then(|| {
+            musicdex::media::problem::Problem::tags("tags: truncated frame".into()).into()
+        }),
         path,
     }
 }

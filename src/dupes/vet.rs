@@ -441,7 +441,7 @@ impl<'c> Classifier<'c> {
             }
             None if rec.error.is_some() => {
                 file.verdict = Verdict::Unreadable;
-                file.error = rec.error.clone();
+                file.error = rec.error.as_ref().map(ToString::to_string);
             }
             None if self.is_indexed(&rec.path)? => file.verdict = Verdict::Indexed,
             None => {}

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use super::{EngineContext, decide};
 use crate::media::budget::Limits;
 use crate::media::hash::{self, CHUNK};
+use crate::media::problem::Problem;
 use crate::media::record::Stat;
 use crate::media::reference::{parse_file, read_reference, read_reference_file};
 use crate::media::sparse::{self, Attempt, Segment};
@@ -47,7 +48,7 @@ pub fn triage(
                     size: 0,
                     mtime_ns: 0,
                 },
-                format!("stat: {e}"),
+                Problem::stat(&e),
             )),
             known,
         }),
@@ -139,7 +140,7 @@ impl Job {
             Reads::OpenFailed(e) if first => Next::Done(Box::new(FileRecord::failed(
                 std::mem::take(&mut self.path),
                 self.stat,
-                format!("open: {e}"),
+                Problem::open(&e),
             ))),
             // Opened a moment ago and gone or changed now: the reference path records it
             // exactly as the reference engine would.

@@ -4,6 +4,7 @@
 pub mod budget;
 pub mod hash;
 pub mod md5x8;
+pub mod problem;
 pub mod record;
 pub mod reference;
 pub mod sparse;

@@ -6,6 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::hash;
+use super::problem::{Problem, Problems};
 use super::tags::{Parsed, TagInfo};
 
 /// Size and modification time: the two facts incremental runs compare.
@@ -35,8 +36,8 @@ pub struct FileRecord {
     pub tags: TagInfo,
     /// Lower-case extension.
     pub format: String,
-    /// Why the file was not fully read, as recorded in the `error` column.
-    pub error: Option<String>,
+    /// Why the file was not fully read; its text is the `error` column.
+    pub error: Option<Problems>,
 }
 
 impl FileRecord {
@@ -45,18 +46,18 @@ impl FileRecord {
     pub fn assemble(
         path: PathBuf,
         stat: Stat,
-        content: Result<String, String>,
+        content: Result<String, Problem>,
         parsed: Result<Parsed, String>,
     ) -> FileRecord {
         let mut errors = Vec::new();
         let content_hash = content.map_err(|e| errors.push(e)).ok();
         let tags = match parsed {
             Ok(p) => {
-                errors.extend(p.error);
+                errors.extend(p.error.map(Problem::tags));
                 p.info
             }
             Err(e) => {
-                errors.push(e);
+                errors.push(Problem::tags(e));
                 TagInfo::default()
             }
         };
@@ -73,15 +74,17 @@ impl FileRecord {
             content_hash,
             metadata_hash,
             tags,
-            error: (!errors.is_empty()).then(|| errors.join("; ")),
+            error: Problems::from_vec(errors),
         }
     }
 
     /// A file that was listed but could not even be stat'ed or opened.
-    pub fn failed(path: PathBuf, stat: Stat, error: String) -> FileRecord {
-        let mut r = FileRecord::assemble(path, stat, Err(String::new()), Err(String::new()));
-        r.error = Some(error);
-        r
+    pub fn failed(path: PathBuf, stat: Stat, problem: Problem) -> FileRecord {
+        let nothing = Parsed {
+            info: TagInfo::default(),
+            error: None,
+        };
+        FileRecord::assemble(path, stat, Err(problem), Ok(nothing))
     }
 
     pub fn filename(&self) -> String {
@@ -119,9 +122,16 @@ mod tests {
                 size: 0,
                 mtime_ns: 0,
             },
-            "open: gone".into(),
+            Problem::open(&std::io::Error::other("gone")),
         );
-        assert_eq!(r.error.as_deref(), Some("open: gone"));
+        let error = r.error.as_ref().unwrap();
+        assert_eq!(error.to_string(), "open: gone");
+        assert_eq!(
+            error.kinds().collect::<Vec<_>>(),
+            [super::super::problem::ProblemKind::Open(
+                std::io::ErrorKind::Other
+            )]
+        );
         assert_eq!(r.format, "mp3");
         assert!(r.content_hash.is_none());
         assert_eq!(r.metadata_hash, hash::metadata_hash(None, None, "Song"));

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::budget::{Budgeted, FileView, Limits};
 use super::hash;
+use super::problem::Problem;
 use super::record::{FileRecord, Stat};
 use super::sparse::Segment;
 use super::tags::{self, Parsed};
@@ -46,7 +47,7 @@ pub fn short_read(e: io::Error) -> io::Error {
 pub fn read_reference(path: PathBuf, stat: Stat, limits: Limits) -> FileRecord {
     let file = match File::open(&path) {
         Ok(f) => f,
-        Err(e) => return FileRecord::failed(path, stat, format!("open: {e}")),
+        Err(e) => return FileRecord::failed(path, stat, Problem::open(&e)),
     };
     read_reference_file(file, path, stat, limits)
 }
@@ -68,7 +69,7 @@ pub fn read_reference_file(file: File, path: PathBuf, stat: Stat, limits: Limits
             }
             (Ok(content), held)
         }
-        Err(e) => (Err(format!("read: {e}")), Vec::new()),
+        Err(e) => (Err(Problem::read(&e)), Vec::new()),
     };
     let parsed = parse_file(&file, stat.size, &held, &path, limits);
     FileRecord::assemble(path, stat, content, parsed)
