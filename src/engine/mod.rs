@@ -84,6 +84,41 @@ pub struct EngineContext<'a> {
     pub limits: Limits,
 }
 
+/// What an engine context borrows, owned: one thread, every file read, for unit tests.
+#[cfg(test)]
+pub(crate) struct TestRun {
+    pub roots: Vec<PathBuf>,
+    pub walk: WalkOptions,
+    pub known: Known,
+    pub counters: Counters,
+}
+
+#[cfg(test)]
+impl TestRun {
+    pub fn new(root: PathBuf, walk: WalkOptions) -> TestRun {
+        TestRun {
+            roots: vec![root],
+            walk,
+            known: Known::default(),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn ctx(&self) -> EngineContext<'_> {
+        EngineContext {
+            roots: &self.roots,
+            walk: &self.walk,
+            known: &self.known,
+            full: true,
+            threads: 1,
+            counters: &self.counters,
+            stop: StopFlag::never(),
+            uring: Default::default(),
+            limits: Default::default(),
+        }
+    }
+}
+
 /// Whether a file must be read again. One definition for all engines. A file whose last
 /// read failed (stat, open, read) is read again whatever its size and mtime.
 pub fn decide(known: Option<&KnownFile>, stat: Stat, full: bool) -> Option<KnownFile> {

@@ -125,10 +125,9 @@ pub(super) fn finish_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::StopFlag;
+    use crate::engine::TestRun;
     use crate::media::reference::read_reference;
     use crate::scan::WalkOptions;
-    use crate::store::Known;
     use rustix::fs::{Mode, OFlags};
 
     #[test]
@@ -150,23 +149,8 @@ mod tests {
             .unwrap(),
             path: tmp.path().to_path_buf(),
         };
-        let (known, counters, walk) = (
-            Known::default(),
-            Counters::default(),
-            WalkOptions::default(),
-        );
-        let roots = [tmp.path().to_path_buf()];
-        let ctx = EngineContext {
-            roots: &roots,
-            walk: &walk,
-            known: &known,
-            full: true,
-            threads: 1,
-            counters: &counters,
-            stop: StopFlag::never(),
-            uring: Default::default(),
-            limits: Default::default(),
-        };
+        let test = TestRun::new(tmp.path().to_path_buf(), WalkOptions::default());
+        let (ctx, counters) = (test.ctx(), &test.counters);
         for (name, data, cut) in [
             ("small.flac", &bytes, bytes.len() / 2),
             ("big.flac", &big, 100_000),
@@ -193,7 +177,7 @@ mod tests {
             let (tx, rx) = crossbeam_channel::unbounded();
             let mut out = Batcher::new(tx, ctx.stop);
             match first_reads(&ctx, &dir, &cname, job) {
-                Ok(opened) => finish_batch(&mut vec![opened], &counters, &mut out).unwrap(),
+                Ok(opened) => finish_batch(&mut vec![opened], counters, &mut out).unwrap(),
                 Err(change) => out.push(change).unwrap(),
             }
             out.flush().unwrap();

@@ -1,8 +1,7 @@
 use super::*;
-use crate::engine::{Counters, StopFlag};
+use crate::engine::TestRun;
 use crate::media::reference::read_reference;
 use crate::scan::WalkOptions;
-use crate::store::Known;
 use std::path::Path;
 
 fn library() -> PathBuf {
@@ -20,24 +19,12 @@ fn ring_usable() -> bool {
 /// Run the ring engine on one thread over the fixture library with `fault`; returns
 /// what `run` returned and the changes sent.
 fn run_with(fault: fault::Fault) -> (Result<WalkProblems>, usize) {
-    let roots = [library()];
     let walk = WalkOptions {
         follow_symlinks: false,
         filter: crate::scan::ExtFilter::parse("*").unwrap(),
     };
-    let known = Known::default();
-    let counters = Counters::default();
-    let ctx = EngineContext {
-        roots: &roots,
-        walk: &walk,
-        known: &known,
-        full: true,
-        threads: 1,
-        counters: &counters,
-        stop: StopFlag::never(),
-        uring: Tuning::default(),
-        limits: Default::default(),
-    };
+    let test = TestRun::new(library(), walk);
+    let ctx = test.ctx();
     let mut cfg = Config::for_threads(1, &Tuning::default());
     cfg.ring_statx = Some(false);
     cfg.fault = fault;
@@ -120,21 +107,8 @@ fn a_chain_longer_than_the_queue_is_read_by_the_reference_path() {
     }
     let file = library().join("Daft Punk/Discovery/02 Aerodynamic.flac");
     let dir_path = file.parent().unwrap();
-    let known = Known::default();
-    let counters = Counters::default();
-    let walk = WalkOptions::default();
-    let roots = [dir_path.to_path_buf()];
-    let ctx = EngineContext {
-        roots: &roots,
-        walk: &walk,
-        known: &known,
-        full: true,
-        threads: 1,
-        counters: &counters,
-        stop: StopFlag::never(),
-        uring: Tuning::default(),
-        limits: Default::default(),
-    };
+    let test = TestRun::new(dir_path.to_path_buf(), WalkOptions::default());
+    let ctx = test.ctx();
     let mut cfg = Config::for_threads(1, &Tuning::default());
     cfg.window = 2;
     let (tx, rx) = crossbeam_channel::unbounded();
