@@ -17,10 +17,9 @@ use crossbeam_channel::Sender;
 use serde::Serialize;
 
 use crate::media::budget::Limits;
-use crate::media::record::Stat;
 use crate::scan::{self, WalkOptions, WalkProblems};
+use crate::store::Known;
 use crate::store::writer::Change;
-use crate::store::{Known, KnownFile};
 
 pub use stop::{Interrupted, StopFlag};
 
@@ -116,17 +115,6 @@ impl TestRun {
             uring: Default::default(),
             limits: Default::default(),
         }
-    }
-}
-
-/// Whether a file must be read again. One definition for all engines. A file whose last
-/// read failed (stat, open, read) is read again whatever its size and mtime.
-pub fn decide(known: Option<&KnownFile>, stat: Stat, full: bool) -> Option<KnownFile> {
-    match known {
-        Some(k) if !full && !k.retry && k.size == stat.size && k.mtime_ns == stat.mtime_ns => {
-            Some(*k)
-        }
-        _ => None,
     }
 }
 

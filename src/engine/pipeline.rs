@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io;
 use std::path::PathBuf;
 
-use super::{EngineContext, decide};
+use super::EngineContext;
 use crate::media::budget::Limits;
 use crate::media::hash::{self, CHUNK};
 use crate::media::problem::Problem;
@@ -25,6 +25,17 @@ use crate::store::writer::Change;
 
 /// Files hashed together: the lanes of one MD5 kernel.
 pub const HASH_BATCH: usize = md5x8::LANES;
+
+/// Whether a file must be read again. One definition for all engines. A file whose last
+/// read failed (stat, open, read) is read again whatever its size and mtime.
+pub fn decide(known: Option<&KnownFile>, stat: Stat, full: bool) -> Option<KnownFile> {
+    match known {
+        Some(k) if !full && !k.retry && k.size == stat.size && k.mtime_ns == stat.mtime_ns => {
+            Some(*k)
+        }
+        _ => None,
+    }
+}
 
 /// What to do with a file once stat'ed: either a finished change, or read it.
 pub enum Triage {
