@@ -53,6 +53,7 @@ fn index_once(lib: &Path, db: &Path, engine: EngineKind) -> Duration {
         max_removed: Default::default(),
         stop: musicdex::engine::StopFlag::never(),
         uring: Default::default(),
+        limits: Default::default(),
     };
     let started = Instant::now();
     let s = index::run(&opts).expect("index run");

@@ -47,6 +47,8 @@ fn record(i: usize, round: u64) -> FileRecord {
             mtime_ns: 1_600_000_000_000_000_000 + rng.i64(..100_000_000_000_000_000),
         },
         content_hash: Some(hex(&mut rng)),
+        audio_hash: None,
+        audio_len: None,
         metadata_hash: hex(&mut rng),
         tags: TagInfo {
             artist: Some(format!("Artist {artist:05}")),
@@ -62,7 +64,9 @@ fn record(i: usize, round: u64) -> FileRecord {
             channels: Some(2),
         },
         format: ext.into(),
-        error: (rng.u32(..1000) == 0).then(|| "tags: truncated frame".to_string()),
+        error: (rng.u32(..1000) == 0).then(|| {
+            musicdex::media::problem::Problem::tags("tags: truncated frame".into()).into()
+        }),
         path,
     }
 }

@@ -283,7 +283,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             legacy_commit,
             max_tag_bytes,
         } => {
-            musicdex::media::budget::set_max_tag_bytes(max_tag_bytes);
             // First, so a stop asked for at any point of the run ends it cleanly.
             musicdex::process::install_stop_handlers(&STOP);
             musicdex::process::raise_memlock();
@@ -310,6 +309,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 max_removed,
                 stop: &STOP,
                 uring: musicdex::process::uring_tuning_from_env(),
+                limits: musicdex::media::budget::Limits { max_tag_bytes },
             };
             let summary = index::run(&opts)?;
             if summary.files_found == 0

@@ -31,7 +31,7 @@ fn bitrate_index(kbps: u32) -> u8 {
 
 /// Raw MP3 frames: `secs` seconds of silence at `kbps`, 44.1 kHz mono. `salt` goes into
 /// the (unused) main-data bytes of the last frame, so equal-length streams can differ.
-fn mp3_frames(kbps: u32, secs: f64, salt: u8) -> Vec<u8> {
+fn mp3_frames(kbps: u32, secs: f64, salt: u32) -> Vec<u8> {
     let frame_len = (144_000 * kbps / SAMPLE_RATE) as usize;
     let frames = (secs * SAMPLE_RATE as f64 / 1152.0).round() as usize;
     let mut out = Vec::with_capacity(frames * frame_len);
@@ -40,8 +40,8 @@ fn mp3_frames(kbps: u32, secs: f64, salt: u8) -> Vec<u8> {
         out.extend_from_slice(&[0xFF, 0xFB, bitrate_index(kbps) << 4, 0xC0]);
         out.resize(start + frame_len, 0);
     }
-    let last = out.len() - 1;
-    out[last] = salt;
+    let last = out.len() - 4;
+    out[last..].copy_from_slice(&salt.to_le_bytes());
     out
 }
 
@@ -49,7 +49,17 @@ fn mp3_frames(kbps: u32, secs: f64, salt: u8) -> Vec<u8> {
 /// tags, the bitrate and (within a frame) the duration.
 fn mp3(path: &Path, kbps: u32, secs: f64, artist: &str, title: &str) -> PathBuf {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, mp3_frames(kbps, secs, 0)).unwrap();
+    // Silence is silence: since the audio hash (issue 15) equal streams are one
+    // recording, so each file's stream is salted by its path to make it a song of its own.
+    let salt = path
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0x811c_9dc5u32, |h, &b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        })
+        | 1;
+    fs::write(path, mp3_frames(kbps, secs, salt)).unwrap();
     let mut tag = Tag::new(TagType::Id3v2);
     tag.set_artist(artist.to_string());
     tag.set_title(title.to_string());

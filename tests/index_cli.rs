@@ -11,6 +11,10 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
+fn src_of(name: &str) -> PathBuf {
+    corpus().join("files/beets").join(name)
+}
+
 fn small_library(dir: &Path) -> PathBuf {
     // Real files from the shared corpus that parse cleanly, in an Artist/Album layout.
     let lib = dir.join("lib");
@@ -116,29 +120,35 @@ fn incremental_runs_track_changes() {
     let s = index_json(&lib, &db, &[]);
     assert_eq!(n(&s, "files_found"), 6);
     assert_eq!(n(&s, "updated"), 1, "{s}");
-    assert_eq!(n(&s, "added"), 2, "new file and renamed file: {s}");
-    assert_eq!(n(&s, "removed"), 2, "deleted file and old name: {s}");
+    assert_eq!(n(&s, "added"), 1, "the new file: {s}");
+    assert_eq!(n(&s, "moved"), 1, "the renamed file keeps its row: {s}");
+    assert_eq!(n(&s, "removed"), 1, "the deleted file: {s}");
     assert_eq!(n(&s, "unchanged"), 3, "{s}");
 
     let rows = export(&db);
-    assert_eq!(rows.len(), 8, "rows are never deleted");
+    assert_eq!(rows.len(), 7, "rows are never deleted");
     let inactive: Vec<&str> = rows
         .iter()
         .filter(|r| r["is_active"] == 0)
         .map(|r| r["filename"].as_str().unwrap())
         .collect();
-    assert_eq!(inactive.len(), 2);
-    assert!(inactive.contains(&"02 full.ogg") && inactive.contains(&"01 full.flac"));
+    assert_eq!(inactive, ["02 full.ogg"]);
 
-    // A file that comes back is reactivated.
+    // A file that comes back is reactivated; a file renamed back moves again.
+    fs::copy(src_of("full.ogg"), a0.join("02 full.ogg")).unwrap();
     fs::rename(a1.join("01 renamed.flac"), a1.join("01 full.flac")).unwrap();
     let s = index_json(&lib, &db, &[]);
-    assert_eq!((n(&s, "added"), n(&s, "removed")), (1, 1), "{s}");
-    assert_eq!(active_paths(&db).len(), 6);
+    assert_eq!(
+        (n(&s, "added"), n(&s, "moved"), n(&s, "removed")),
+        (1, 1, 0),
+        "{s}"
+    );
+    assert_eq!(active_paths(&db).len(), 7);
+    assert_eq!(export(&db).len(), 7);
 
     // --full reads everything again.
     let s = index_json(&lib, &db, &["--full"]);
-    assert_eq!((n(&s, "updated"), n(&s, "unchanged")), (6, 0), "{s}");
+    assert_eq!((n(&s, "updated"), n(&s, "unchanged")), (7, 0), "{s}");
 }
 
 #[test]

@@ -469,15 +469,16 @@ fn a_column_added_to_the_table_is_exported() {
     Connection::open(&db)
         .unwrap()
         .execute_batch(
-            "ALTER TABLE library_index ADD COLUMN audio_hash TEXT;
+            "ALTER TABLE library_index ADD COLUMN later_hash TEXT;
              ALTER TABLE library_index ADD COLUMN tool_score REAL;
-             UPDATE library_index SET audio_hash = 'a' || id, tool_score = id / 4.0;",
+             UPDATE library_index SET later_hash = 'a' || id, tool_score = id / 4.0;",
         )
         .unwrap();
     export_parquet(&db, &fx.dataset, "wide");
     let (_, batches) = read_partition(&fx.dataset.join("host=wide/part-00000.parquet"));
     let conn = Connection::open(&db).unwrap();
-    for col in ["audio_hash", "tool_score"] {
+    // audio_hash is in the schema now (migration 6), exported like any column.
+    for col in ["later_hash", "tool_score", "audio_hash", "audio_len"] {
         let want: Vec<Sql> = sqlite_rows(
             &conn,
             &format!("SELECT {col} FROM library_index ORDER BY path_bytes"),

@@ -17,6 +17,10 @@ use super::similarity::{Prepared, similarity_at_least};
 
 /// Rows that may match by content: a file whose hash failed matches nothing.
 pub(crate) const CONTENT_ROWS: &str = "is_active = 1 AND file_content_hash IS NOT NULL";
+/// Rows that may match by audio hash (schema migration 6's index holds every row with one).
+pub(crate) const AUDIO_ROWS: &str = "is_active = 1 AND audio_hash IS NOT NULL";
+/// An audio group's key: the audio hash and the payload length (`?` where unknown).
+const AUDIO_KEY: &str = "(audio_hash || '/' || coalesce(audio_len, '?'))";
 /// Rows whose metadata hash may be grouped. The index cannot also exclude the
 /// no-metadata fallback hash without holding artist and title; a metadata hash is
 /// either a fallback for all its rows or for none, so [`HAS_TAGS`] on the rows read
@@ -96,6 +100,8 @@ pub fn split_by_duration(mut files: Vec<LibraryFile>) -> Vec<(Vec<LibraryFile>, 
 #[serde(rename_all = "lowercase")]
 pub enum MatchKind {
     Content,
+    /// The same audio payload (`media::audio_hash`): the same recording, different tags.
+    Audio,
     Metadata,
     Fuzzy,
 }
@@ -104,6 +110,7 @@ impl MatchKind {
     pub fn name(self) -> &'static str {
         match self {
             MatchKind::Content => "content",
+            MatchKind::Audio => "audio",
             MatchKind::Metadata => "metadata",
             MatchKind::Fuzzy => "fuzzy",
         }
@@ -123,7 +130,7 @@ impl By {
     fn includes(self, kind: MatchKind) -> bool {
         match self {
             By::All => true,
-            By::Content => kind == MatchKind::Content,
+            By::Content => matches!(kind, MatchKind::Content | MatchKind::Audio),
             By::Metadata => kind == MatchKind::Metadata,
             By::Fuzzy => kind == MatchKind::Fuzzy,
         }
@@ -198,7 +205,8 @@ pub fn is_lossless(format: &str, bitrate: Option<u32>) -> bool {
 #[derive(Clone, Debug, Serialize)]
 pub struct DupeGroup {
     pub kind: MatchKind,
-    /// The content hash, the metadata hash, or the folded artist and title.
+    /// The content hash, the audio hash and payload length (`hash/len`), the metadata
+    /// hash, or the folded artist and title.
     pub key: String,
     /// 1.0 for content, 0.95 for metadata; for fuzzy groups the lowest title similarity
     /// of any pair in the group. At most 0.7 when a member's duration is unknown.
@@ -217,6 +225,8 @@ pub struct DupesOptions {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct DupesSummary {
     pub content_groups: u64,
+    /// Same recording, different tags: equal audio hash, not already a content group.
+    pub audio_groups: u64,
     pub metadata_groups: u64,
     pub fuzzy_groups: u64,
     pub files_in_groups: u64,
@@ -288,6 +298,21 @@ pub fn find(conn: &Connection, opts: &DupesOptions) -> Result<DupesReport> {
                     content_of.insert(f.id, groups.len());
                 }
                 summary.content_groups += 1;
+                groups.push(g);
+            }
+        }
+        if opts.by.includes(MatchKind::Audio) {
+            for g in hash_groups(conn, MatchKind::Audio)? {
+                let ids: Vec<i64> = g.files.iter().map(|f| f.id).collect();
+                if same_group(&ids, &content_of) {
+                    continue;
+                }
+                // Audio groups count as content for the later phases: a metadata group
+                // of the same files repeats one.
+                for f in &g.files {
+                    content_of.insert(f.id, groups.len());
+                }
+                summary.audio_groups += 1;
                 groups.push(g);
             }
         }
@@ -394,6 +419,8 @@ fn same_group(ids: &[i64], of: &HashMap<i64, usize>) -> bool {
 fn hash_groups(conn: &Connection, kind: MatchKind) -> Result<Vec<DupeGroup>> {
     let (column, rows, extra, confidence) = match kind {
         MatchKind::Content => ("file_content_hash", CONTENT_ROWS, "1", CONTENT_CONFIDENCE),
+        // The payload length beside the hash: silent-ended PCM recordings hash alike.
+        MatchKind::Audio => (AUDIO_KEY, AUDIO_ROWS, "1", CONTENT_CONFIDENCE),
         MatchKind::Metadata => (
             "metadata_hash",
             METADATA_ROWS,
@@ -426,6 +453,9 @@ fn hash_groups(conn: &Connection, kind: MatchKind) -> Result<Vec<DupeGroup>> {
                 // The hash covers at most the first and last 64 KiB: files of other
                 // sizes are other files.
                 MatchKind::Content => split_by_size(files),
+                // Two different PCM recordings with 64 KiB of silence at both ends hash
+                // alike: only agreeing durations make them one recording, and an
+                // unknown one makes the group uncertain.
                 _ => split_by_duration(files),
             };
             for (mut files, uncertain) in parts {

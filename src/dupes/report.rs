@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use super::groups::{DupesReport, LibraryFile};
+use super::groups::{DupesReport, LibraryFile, MatchKind};
 use super::vet::{Verdict, VetReport};
 use crate::store::query::human_bytes;
 // Names are data: a newline or escape sequence in one must not break the listing.
@@ -16,8 +16,10 @@ pub fn print_dupes(r: &DupesReport, out: &mut dyn Write) -> io::Result<()> {
     let s = &r.summary;
     writeln!(
         out,
-        "{} content, {} metadata, {} fuzzy groups: {} files, {} redundant ({})",
+        "{} content, {} audio (same recording, different tags), {} metadata, {} fuzzy \
+         groups: {} files, {} redundant ({})",
         s.content_groups,
+        s.audio_groups,
         s.metadata_groups,
         s.fuzzy_groups,
         s.files_in_groups,
@@ -28,10 +30,15 @@ pub fn print_dupes(r: &DupesReport, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out)?;
         writeln!(
             out,
-            "[{} {:.0}%] {} files",
+            "[{} {:.0}%] {} files{}",
             g.kind.name(),
             g.confidence * 100.0,
-            g.files.len()
+            g.files.len(),
+            if g.kind == MatchKind::Audio {
+                " (same recording, different tags)"
+            } else {
+                ""
+            }
         )?;
         for (i, f) in g.files.iter().enumerate() {
             writeln!(

@@ -17,7 +17,8 @@ use serde::Serialize;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::media::hash::metadata_hash;
-use crate::media::record::{Stat, read_reference};
+use crate::media::record::Stat;
+use crate::media::reference::read_reference;
 use crate::store::{self, now_rfc3339};
 
 /// Also the arguments of `musicdex-dev synth-index`.
@@ -450,7 +451,7 @@ fn write_vet_folder(
             if kind < 15 {
                 // The library already holds these very bytes elsewhere.
                 let stat = Stat::from_metadata(&fs::metadata(&path)?);
-                let rec = read_reference(path.clone(), stat);
+                let rec = read_reference(path.clone(), stat, Default::default());
                 let row = Row {
                     path: format!("/synth/Vetted before/{i:04}.{ext}"),
                     artist: Some(artist),

@@ -13,9 +13,9 @@ use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::groups::{
-    ARTIST_ROWS, ArtistBlocks, CONTENT_CONFIDENCE, CONTENT_ROWS, FILE_COLUMNS_AND_PATH, HAS_TAGS,
-    LibraryFile, METADATA_CONFIDENCE, METADATA_ROWS, MatchKind, UNKNOWN_DURATION_CONFIDENCE,
-    durations_agree, is_lossless, rank,
+    ARTIST_ROWS, AUDIO_ROWS, ArtistBlocks, CONTENT_CONFIDENCE, CONTENT_ROWS, FILE_COLUMNS_AND_PATH,
+    HAS_TAGS, LibraryFile, METADATA_CONFIDENCE, METADATA_ROWS, MatchKind,
+    UNKNOWN_DURATION_CONFIDENCE, durations_agree, is_lossless, rank,
 };
 use super::normalize::{artist_key, numbers_of_key, title_key};
 use super::similarity::{Prepared, similarity_at_least};
@@ -186,6 +186,7 @@ pub fn scan_folder(
                 // vet writes nothing a stop would need to save; Ctrl-C ends it at once.
                 stop: crate::engine::StopFlag::never(),
                 uring: Default::default(),
+                limits: Default::default(),
             };
             engine::run(kind, &ctx, tx)
         });
@@ -434,6 +435,9 @@ impl<'c> Classifier<'c> {
                 let best = &found.files[0];
                 let certain = match found.kind {
                     MatchKind::Content => true,
+                    // by_duration: only agreeing durations (silent-ended PCM rips of
+                    // different recordings hash alike, see media::audio_hash).
+                    MatchKind::Audio => found.durations_known,
                     MatchKind::Metadata => found.durations_known,
                     MatchKind::Fuzzy => false,
                 };
@@ -461,7 +465,7 @@ impl<'c> Classifier<'c> {
             }
             None if rec.error.is_some() => {
                 file.verdict = Verdict::Unreadable;
-                file.error = rec.error.clone();
+                file.error = rec.error.as_ref().map(ToString::to_string);
             }
             None if self.is_indexed(&rec.path)? => file.verdict = Verdict::Indexed,
             None => {}
@@ -489,6 +493,21 @@ impl<'c> Classifier<'c> {
                     durations_known: true,
                     files,
                 }));
+            }
+        }
+        // The same recording under other tags: the same payload length too (silent-ended
+        // PCM recordings hash alike), and certain once the durations agree.
+        if let Some(hash) = &rec.audio_hash {
+            let len = rec
+                .audio_len
+                .map_or("IS NULL".to_string(), |n| format!("= {n}"));
+            let sql = format!(
+                "SELECT {FILE_COLUMNS_AND_PATH} FROM library_index
+                 WHERE audio_hash = ?1 AND {AUDIO_ROWS} AND audio_len {len}"
+            );
+            let files = self.rows(&sql, hash)?;
+            if let Some(found) = by_duration(rec, files, MatchKind::Audio, CONTENT_CONFIDENCE) {
+                return Ok(Some(found));
             }
         }
         if rec.error.is_some() {

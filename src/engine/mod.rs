@@ -2,6 +2,7 @@
 //! is the reference; every other engine must produce the same rows.
 
 pub mod file;
+pub mod pipeline;
 pub mod roofline;
 pub mod sequential;
 pub mod stop;
@@ -15,10 +16,10 @@ use anyhow::Result;
 use crossbeam_channel::Sender;
 use serde::Serialize;
 
-use crate::media::record::Stat;
+use crate::media::budget::Limits;
 use crate::scan::{self, WalkOptions, WalkProblems};
+use crate::store::Known;
 use crate::store::writer::Change;
-use crate::store::{Known, KnownFile};
 
 pub use stop::{Interrupted, StopFlag};
 
@@ -55,6 +56,8 @@ pub struct Counters {
     pub found: AtomicU64,
     pub read: AtomicU64,
     pub bytes_read: AtomicU64,
+    /// Bytes the audio hash read beyond the first reads (the threads and uring engines).
+    pub audio_bytes: AtomicU64,
     pub ring_ops: AtomicU64,
     /// Files listed and whether the walk is over, for the progress line's ETA.
     pub walk: crate::scan::WalkTally,
@@ -78,16 +81,42 @@ pub struct EngineContext<'a> {
     pub stop: &'a StopFlag,
     /// Ring tuning overrides (the uring engine only).
     pub uring: uring::Tuning,
+    /// What one file's tag parse may cost.
+    pub limits: Limits,
 }
 
-/// Whether a file must be read again. One definition for all engines. A file whose last
-/// read failed (stat, open, read) is read again whatever its size and mtime.
-pub fn decide(known: Option<&KnownFile>, stat: Stat, full: bool) -> Option<KnownFile> {
-    match known {
-        Some(k) if !full && !k.retry && k.size == stat.size && k.mtime_ns == stat.mtime_ns => {
-            Some(*k)
+/// What an engine context borrows, owned: one thread, every file read, for unit tests.
+#[cfg(test)]
+pub(crate) struct TestRun {
+    pub roots: Vec<PathBuf>,
+    pub walk: WalkOptions,
+    pub known: Known,
+    pub counters: Counters,
+}
+
+#[cfg(test)]
+impl TestRun {
+    pub fn new(root: PathBuf, walk: WalkOptions) -> TestRun {
+        TestRun {
+            roots: vec![root],
+            walk,
+            known: Known::default(),
+            counters: Counters::default(),
         }
-        _ => None,
+    }
+
+    pub fn ctx(&self) -> EngineContext<'_> {
+        EngineContext {
+            roots: &self.roots,
+            walk: &self.walk,
+            known: &self.known,
+            full: true,
+            threads: 1,
+            counters: &self.counters,
+            stop: StopFlag::never(),
+            uring: Default::default(),
+            limits: Default::default(),
+        }
     }
 }
 

@@ -6,10 +6,11 @@ use std::sync::atomic::Ordering;
 use anyhow::Result;
 use crossbeam_channel::Sender;
 
-use super::file::{Triage, triage_stat};
+use super::pipeline::{Triage, triage};
 use super::{Batcher, EngineContext};
 
-use crate::media::record::{Stat, read_reference};
+use crate::media::record::Stat;
+use crate::media::reference::read_reference;
 use crate::scan::{WalkProblems, walk_sequential};
 use crate::store::writer::Change;
 
@@ -24,11 +25,12 @@ pub fn run(ctx: &EngineContext, tx: Sender<Vec<Change>>) -> Result<WalkProblems>
             fs::symlink_metadata(&path)
         };
         let known = ctx.known.get(&path).copied();
-        // Listed a moment ago and gone now: an error row, not a crash (triage_stat).
-        let change = match triage_stat(ctx, path, known, meta.map(|m| Stat::from_metadata(&m))) {
+        // Listed a moment ago and gone now: an error row, not a crash (triage).
+        let change = match triage(ctx, path, known, meta.map(|m| Stat::from_metadata(&m))) {
             Triage::Done(change) => change,
-            Triage::Read { path, stat, known } => {
-                let record = read_reference(path, stat);
+            Triage::Read(job) => {
+                let (stat, known) = (job.stat, job.known);
+                let record = read_reference(job.path, stat, ctx.limits);
                 ctx.counters.read.fetch_add(1, Ordering::Relaxed);
                 let hashed = crate::media::hash::head_len(stat.size) as u64
                     + crate::media::hash::tail_offset(stat.size)

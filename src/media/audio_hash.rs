@@ -255,8 +255,63 @@ pub fn audio_hash_of_file(path: &Path) -> io::Result<Option<String>> {
     let size = file.metadata()?.len();
     drive(size, &mut Vec::new(), |off, buf| {
         file.read_exact_at(buf, off)
-            .map_err(super::record::short_read)
+            .map_err(super::reference::short_read)
     })
+}
+
+/// Fill a record's audio hash by the reference path, reading the file again (the page
+/// cache holds the head and tail just read). Every engine calls it on every record it
+/// read, so the three give the same value; a file that cannot be read gets none, and
+/// its `error` column already says why.
+///
+/// Returns the bytes it read beyond [`beyond_head_and_tail`]'s first reads: what the audio
+/// hash costs an engine that holds those (`--metrics`).
+pub fn fill(record: &mut super::FileRecord) -> u64 {
+    if record.content_hash.is_none() || record.audio_hash.is_some() {
+        return 0;
+    }
+    let Ok(file) = File::open(&record.path) else {
+        return 0;
+    };
+    let (hash, len, extra) = of_file(&file, record.stat.size, &mut Vec::new());
+    record.audio_hash = hash;
+    record.audio_len = len;
+    extra
+}
+
+/// The audio hash of an open file of `size` bytes (its stat size) whose `held` bytes are
+/// read already: the rest is read from the file as [`step`] asks. Also returns the bytes
+/// read beyond the engines' first reads. A read that fails or comes up short (the file
+/// changed) gives no hash. With the hash, [`payload_len`].
+pub fn of_file(
+    file: &File,
+    size: u64,
+    held: &mut Vec<Segment>,
+) -> (Option<String>, Option<u64>, u64) {
+    let mut extra = 0;
+    let hash = drive(size, held, |off, buf| {
+        extra += beyond_head_and_tail(size, off, buf.len() as u64);
+        file.read_exact_at(buf, off)
+            .map_err(super::reference::short_read)
+    })
+    .ok()
+    .flatten();
+    let len = hash.as_ref().and_then(|_| payload_len(size, held));
+    (hash, len, extra)
+}
+
+/// [`Payload::len`] once [`step`] is done with the bytes held.
+pub fn payload_len(size: u64, held: &[Segment]) -> Option<u64> {
+    match locate(size, held) {
+        Located::Found(p) => p.len,
+        _ => None,
+    }
+}
+
+/// Bytes of `[off, off + len)` outside the first reads of the parallel engines: the
+/// content hash's head and tail, or the whole file under two chunks.
+pub fn beyond_head_and_tail(size: u64, off: u64, len: u64) -> u64 {
+    budget::costs_beyond_first(size, off, off + len)
 }
 
 /// The audio hash of a file held whole in memory.
@@ -416,7 +471,7 @@ fn synchsafe(b: &[u8]) -> Option<u64> {
 
 /// A structural read at `off` is allowed within the tag budget of either end of the file.
 fn in_reach(size: u64, off: u64) -> bool {
-    let reach = budget::max_tag_bytes().saturating_add(2 * CHUNK);
+    let reach = budget::DEFAULT_MAX_TAG_BYTES.saturating_add(2 * CHUNK);
     off <= reach || size.saturating_sub(off) <= reach
 }
 
@@ -1132,7 +1187,7 @@ struct Front {
 /// Walk from the first page: find the first logical stream, skip its header packets, and
 /// gather its audio packet data until `want` bytes (or the end).
 fn ogg_front(v: &View, want: u64) -> R<Option<Front>> {
-    let reach = budget::max_tag_bytes().saturating_add(2 * CHUNK);
+    let reach = budget::DEFAULT_MAX_TAG_BYTES.saturating_add(2 * CHUNK);
     let Some(first) = page_at(v, 0)? else {
         return Ok(None);
     };
@@ -1267,7 +1322,7 @@ fn ogg(v: &View) -> R<Option<Payload>> {
     let mut back = PART + PART / 4;
     loop {
         let from = size.saturating_sub(back);
-        if from <= front_end || back > budget::max_tag_bytes() {
+        if from <= front_end || back > budget::DEFAULT_MAX_TAG_BYTES {
             if from > front_end {
                 return Ok(None);
             }

@@ -5,7 +5,7 @@
 //! Two limits, both counted, never timed (a clock would make rows differ between engines
 //! and between runs):
 //! - bytes: beyond the head and tail every engine reads anyway, a parse may read at most
-//!   [`max_tag_bytes`] (16 MiB unless `--max-tag-bytes` says otherwise);
+//!   [`Limits::max_tag_bytes`] (16 MiB unless `--max-tag-bytes` says otherwise);
 //! - reads: a parse may make at most [`MAX_READS`] read calls, whatever their size. This
 //!   is what cuts off lofty's loops over zeros (a FLAC of empty metadata blocks costs one
 //!   4-byte header read per block), which the byte limit alone would allow for seconds.
@@ -14,9 +14,8 @@ use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::record::short_read;
+use super::reference::short_read;
 use super::sparse::Segment;
 
 /// Bytes beyond head and tail one parse may read unless `--max-tag-bytes` says otherwise.
@@ -27,17 +26,20 @@ pub const DEFAULT_MAX_TAG_BYTES: u64 = 16 << 20;
 /// 1M small reads take about 0.1 s in a release build.
 pub const MAX_READS: u64 = 1 << 20;
 
-// Process-wide rather than threaded through every engine's context: it is set once, from
-// the command line, before any engine starts.
-static MAX_TAG_BYTES: AtomicU64 = AtomicU64::new(DEFAULT_MAX_TAG_BYTES);
-
-/// Set the byte budget for every parse that starts after this call.
-pub fn set_max_tag_bytes(n: u64) {
-    MAX_TAG_BYTES.store(n, Ordering::Relaxed);
+/// What one parse may cost, given by the caller (`--max-tag-bytes`) and passed down from
+/// the run's options to every engine, so two runs in one process can differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes beyond head and tail one parse may read.
+    pub max_tag_bytes: u64,
 }
 
-pub fn max_tag_bytes() -> u64 {
-    MAX_TAG_BYTES.load(Ordering::Relaxed)
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_tag_bytes: DEFAULT_MAX_TAG_BYTES,
+        }
+    }
 }
 
 /// `16 MiB`, `1536 KiB` or `1000 bytes`: the budget as the row's error states it.
@@ -111,13 +113,13 @@ pub struct Budgeted<S> {
 impl<S: Source> Budgeted<S> {
     /// A reader over a file of `len` bytes whose head and tail (as [`first_ranges`]
     /// gives them) are free.
-    pub fn new(source: S, len: u64) -> Budgeted<S> {
+    pub fn new(source: S, len: u64, limits: Limits) -> Budgeted<S> {
         Budgeted {
             source,
             len,
             pos: 0,
             free: first_ranges(len),
-            max_bytes: max_tag_bytes(),
+            max_bytes: limits.max_tag_bytes,
             used: 0,
             reads: 0,
             exceeded: Cell::new(None),
@@ -291,7 +293,7 @@ mod tests {
     use super::*;
 
     fn reader(data: &[u8], max: u64) -> Budgeted<&[u8]> {
-        let mut r = Budgeted::new(data, data.len() as u64);
+        let mut r = Budgeted::new(data, data.len() as u64, Limits::default());
         r.max_bytes = max;
         r
     }

@@ -5,7 +5,9 @@ pub mod audio_hash;
 pub mod budget;
 pub mod hash;
 pub mod md5x8;
+pub mod problem;
 pub mod record;
+pub mod reference;
 pub mod sparse;
 pub mod tags;
 

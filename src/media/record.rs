@@ -1,16 +1,13 @@
 //! One indexed file as the engines produce it and the writer stores it.
 
 use std::ffi::OsStr;
-use std::fs::File;
-use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::budget::{Budgeted, FileView};
 use super::hash;
-use super::sparse::Segment;
-use super::tags::{self, Parsed, TagInfo};
+use super::problem::{Problem, Problems};
+use super::tags::{Parsed, TagInfo};
 
 /// Size and modification time: the two facts incremental runs compare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,12 +32,17 @@ pub struct FileRecord {
     pub stat: Stat,
     /// `None` when the bytes could not be read; such a file matches nothing.
     pub content_hash: Option<String>,
+    /// [`super::audio_hash`]: `None` for an unknown format, an unlocatable payload, or
+    /// a file that could not be read.
+    pub audio_hash: Option<String>,
+    /// Bytes in the audio payload, where known (`audio_hash::Payload::len`).
+    pub audio_len: Option<u64>,
     pub metadata_hash: String,
     pub tags: TagInfo,
     /// Lower-case extension.
     pub format: String,
-    /// Why the file was not fully read, as recorded in the `error` column.
-    pub error: Option<String>,
+    /// Why the file was not fully read; its text is the `error` column.
+    pub error: Option<Problems>,
 }
 
 impl FileRecord {
@@ -49,18 +51,18 @@ impl FileRecord {
     pub fn assemble(
         path: PathBuf,
         stat: Stat,
-        content: Result<String, String>,
+        content: Result<String, Problem>,
         parsed: Result<Parsed, String>,
     ) -> FileRecord {
         let mut errors = Vec::new();
         let content_hash = content.map_err(|e| errors.push(e)).ok();
         let tags = match parsed {
             Ok(p) => {
-                errors.extend(p.error);
+                errors.extend(p.error.map(Problem::tags));
                 p.info
             }
             Err(e) => {
-                errors.push(e);
+                errors.push(Problem::tags(e));
                 TagInfo::default()
             }
         };
@@ -75,17 +77,21 @@ impl FileRecord {
             path,
             stat,
             content_hash,
+            audio_hash: None,
+            audio_len: None,
             metadata_hash,
             tags,
-            error: (!errors.is_empty()).then(|| errors.join("; ")),
+            error: Problems::from_vec(errors),
         }
     }
 
     /// A file that was listed but could not even be stat'ed or opened.
-    pub fn failed(path: PathBuf, stat: Stat, error: String) -> FileRecord {
-        let mut r = FileRecord::assemble(path, stat, Err(String::new()), Err(String::new()));
-        r.error = Some(error);
-        r
+    pub fn failed(path: PathBuf, stat: Stat, problem: Problem) -> FileRecord {
+        let nothing = Parsed {
+            info: TagInfo::default(),
+            error: None,
+        };
+        FileRecord::assemble(path, stat, Err(problem), Ok(nothing))
     }
 
     pub fn filename(&self) -> String {
@@ -111,77 +117,6 @@ pub fn path_from_bytes(bytes: &[u8]) -> PathBuf {
     PathBuf::from(OsStr::from_bytes(bytes))
 }
 
-/// Read the head and tail blocks that [`hash::content_hash`] covers. `size` is what
-/// stat said; a file that shrank since is an error, never a hash of fewer bytes.
-pub fn read_head_tail(file: &File, size: u64) -> io::Result<(Vec<u8>, Option<Vec<u8>>)> {
-    let mut head = vec![0u8; hash::head_len(size)];
-    file.read_exact_at(&mut head, 0).map_err(short_read)?;
-    let tail = match hash::tail_offset(size) {
-        Some(off) => {
-            let mut tail = vec![0u8; hash::CHUNK as usize];
-            file.read_exact_at(&mut tail, off).map_err(short_read)?;
-            Some(tail)
-        }
-        None => None,
-    };
-    Ok((head, tail))
-}
-
-/// The error a read past the end becomes: the file shrank after it was stat'ed.
-pub fn short_read(e: io::Error) -> io::Error {
-    if e.kind() == io::ErrorKind::UnexpectedEof {
-        io::Error::new(
-            e.kind(),
-            "file shorter than its stat size (changed while read)",
-        )
-    } else {
-        e
-    }
-}
-
-/// The reference way to index one file: std::fs, then lofty reading from the path.
-/// Slow and obviously right; the other engines must produce the same record.
-pub fn read_reference(path: PathBuf, stat: Stat) -> FileRecord {
-    let file = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) => return FileRecord::failed(path, stat, format!("open: {e}")),
-    };
-    read_reference_file(file, path, stat)
-}
-
-/// The reference path from an already open file. The faster engines fall back to it
-/// when a read comes up short, so a file that changes under them is recorded exactly as
-/// the reference engine would have recorded it.
-pub fn read_reference_file(file: File, path: PathBuf, stat: Stat) -> FileRecord {
-    let (content, held) = match read_head_tail(&file, stat.size) {
-        Ok((h, t)) => {
-            let content = hash::content_hash(&h, t.as_deref());
-            // The parse reads head and tail from memory, like the other engines'.
-            let mut held = vec![Segment { offset: 0, data: h }];
-            if let (Some(off), Some(t)) = (hash::tail_offset(stat.size), t) {
-                held.push(Segment {
-                    offset: off,
-                    data: t,
-                });
-            }
-            (Ok(content), held)
-        }
-        Err(e) => (Err(format!("read: {e}")), Vec::new()),
-    };
-    let parsed = parse_file(&file, stat.size, &held, &path);
-    FileRecord::assemble(path, stat, content, parsed)
-}
-
-/// Parse through the budgeted reader over the file, with `held` (bytes of it already
-/// read, sorted by offset) served from memory. Every engine's last resort, and the
-/// reference engine's only way.
-pub fn parse_file(file: &File, size: u64, held: &[Segment], path: &Path) -> Result<Parsed, String> {
-    tags::parse(
-        &mut Budgeted::new(FileView::new(file, size, held), size),
-        path,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,9 +129,16 @@ mod tests {
                 size: 0,
                 mtime_ns: 0,
             },
-            "open: gone".into(),
+            Problem::open(&std::io::Error::other("gone")),
         );
-        assert_eq!(r.error.as_deref(), Some("open: gone"));
+        let error = r.error.as_ref().unwrap();
+        assert_eq!(error.to_string(), "open: gone");
+        assert_eq!(
+            error.kinds().collect::<Vec<_>>(),
+            [super::super::problem::ProblemKind::Open(
+                std::io::ErrorKind::Other
+            )]
+        );
         assert_eq!(r.format, "mp3");
         assert!(r.content_hash.is_none());
         assert_eq!(r.metadata_hash, hash::metadata_hash(None, None, "Song"));

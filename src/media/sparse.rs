@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::io;
 use std::path::Path;
 
-use super::budget::{self, Budgeted, Source};
+use super::budget::{self, Budgeted, Limits, Source};
 use super::tags::{self, Parsed};
 
 /// Byte ranges `[start, end)` a parse asked for and the view did not hold.
@@ -115,14 +115,14 @@ pub const FETCH_CAP: u64 = 8 << 20;
 const READAHEAD: u64 = 16 * 1024;
 
 /// What one file may still fetch into memory, given what it holds beyond head and tail.
-pub fn allowance(len: u64, segments: &[Segment]) -> u64 {
+pub fn allowance(len: u64, segments: &[Segment], limits: Limits) -> u64 {
     let held: u64 = segments
         .iter()
         .map(|s| budget::costs_beyond_first(len, s.offset, s.end()))
         .sum();
     // Fetching more than the parse may read is waste: the budget, plus room for the
     // readahead, caps it below FETCH_CAP when the budget is small.
-    let cap = FETCH_CAP.min(budget::max_tag_bytes().saturating_mul(2) + WHOLE_FILE_BELOW);
+    let cap = FETCH_CAP.min(limits.max_tag_bytes.saturating_mul(2) + WHOLE_FILE_BELOW);
     cap.saturating_sub(held)
 }
 
@@ -233,14 +233,14 @@ pub enum Attempt {
 /// Parse from `segments`; whatever the outcome, if the parser asked for bytes the view
 /// lacks, the result is not trusted (lofty may have skipped over the error) and the
 /// missing ranges are returned instead.
-pub fn attempt(len: u64, segments: &[Segment], path: &Path, round: u32) -> Attempt {
+pub fn attempt(len: u64, segments: &[Segment], path: &Path, round: u32, limits: Limits) -> Attempt {
     if round == 0
-        && let Some(plan) = id3v2_remainder(len, segments)
+        && let Some(plan) = id3v2_remainder(len, segments, limits)
     {
         return Attempt::Fetch(plan);
     }
     let misses = Misses::default();
-    let mut reader = Budgeted::new(SparseView::new(segments, &misses), len);
+    let mut reader = Budgeted::new(SparseView::new(segments, &misses), len, limits);
     let result = tags::parse_partial(&mut reader, path, &|| !misses.is_empty());
     let missed = misses.take();
     if missed.is_empty() {
@@ -249,7 +249,13 @@ pub fn attempt(len: u64, segments: &[Segment], path: &Path, round: u32) -> Attem
     if round >= MAX_ROUNDS {
         return Attempt::Stream;
     }
-    match plan_fetch(len, segments, &missed, round, allowance(len, segments)) {
+    match plan_fetch(
+        len,
+        segments,
+        &missed,
+        round,
+        allowance(len, segments, limits),
+    ) {
         // Everything is held and still a miss: cannot happen with a correct view, but a
         // loop here must end.
         Some(plan) if plan.is_empty() => Attempt::Parsed(result),
@@ -263,7 +269,7 @@ pub fn attempt(len: u64, segments: &[Segment], path: &Path, round: u32) -> Attem
 /// after it, before the first parse rather than after a parse that fails. A size that
 /// runs past the end of the file, or past what a parse may read or a file may hold, is
 /// not fetched on trust: the parse then asks for what it really reads.
-fn id3v2_remainder(len: u64, segments: &[Segment]) -> Option<Vec<(u64, usize)>> {
+fn id3v2_remainder(len: u64, segments: &[Segment], limits: Limits) -> Option<Vec<(u64, usize)>> {
     let head = segments.first().filter(|s| s.offset == 0)?;
     let h = head.data.get(..10)?;
     if &h[..3] != b"ID3" || h[6..10].iter().any(|b| b & 0x80 != 0) {
@@ -274,7 +280,7 @@ fn id3v2_remainder(len: u64, segments: &[Segment]) -> Option<Vec<(u64, usize)>> 
         .fold(0u64, |acc, &b| (acc << 7) | u64::from(b));
     let footer = if h[5] & 0x10 != 0 { 10 } else { 0 };
     let tag_end = 10 + size + footer;
-    if tag_end > len || size > budget::max_tag_bytes() {
+    if tag_end > len || size > limits.max_tag_bytes {
         return None;
     }
     let end = (tag_end + READAHEAD).min(len);
@@ -282,13 +288,23 @@ fn id3v2_remainder(len: u64, segments: &[Segment]) -> Option<Vec<(u64, usize)>> 
     if end <= held {
         return None;
     }
-    let plan = plan_fetch(len, segments, &[(held, end)], 0, allowance(len, segments))?;
+    let plan = plan_fetch(
+        len,
+        segments,
+        &[(held, end)],
+        0,
+        allowance(len, segments, limits),
+    )?;
     (!plan.is_empty()).then_some(plan)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const D: Limits = Limits {
+        max_tag_bytes: budget::DEFAULT_MAX_TAG_BYTES,
+    };
 
     fn seg(offset: u64, data: &[u8]) -> Segment {
         Segment {
@@ -375,10 +391,10 @@ mod tests {
             seg(0, &vec![0; chunk as usize]),
             seg(len - chunk, &vec![0; chunk as usize]),
         ];
-        assert_eq!(allowance(len, &segs), FETCH_CAP);
+        assert_eq!(allowance(len, &segs, D), FETCH_CAP);
         let mut segs = segs.to_vec();
         add_segment(&mut segs, seg(1 << 20, &vec![0; 1 << 20]));
-        assert_eq!(allowance(len, &segs), FETCH_CAP - (1 << 20));
+        assert_eq!(allowance(len, &segs, D), FETCH_CAP - (1 << 20));
     }
 
     #[test]
@@ -390,23 +406,23 @@ mod tests {
         let segs = [seg(0, &head), seg(len - 65536, &[0; 65536])];
         let tag_end = 10 + 300_000;
         assert_eq!(
-            id3v2_remainder(len, &segs),
+            id3v2_remainder(len, &segs, D),
             Some(vec![(65536, (tag_end + READAHEAD - 65536) as usize)])
         );
         // A tag within the head, or no tag, needs nothing.
         let mut small = b"ID3\x04\x00\x00\x00\x00\x01\x00".to_vec();
         small.resize(65536, 0);
-        assert_eq!(id3v2_remainder(len, &[seg(0, &small)]), None);
-        assert_eq!(id3v2_remainder(len, &[seg(0, &[0xff; 64])]), None);
+        assert_eq!(id3v2_remainder(len, &[seg(0, &small)], D), None);
+        assert_eq!(id3v2_remainder(len, &[seg(0, &[0xff; 64])], D), None);
         // A declared size past the end of the file, or past the budget, is not trusted.
-        assert_eq!(id3v2_remainder(200_000, &segs[..1]), None);
+        assert_eq!(id3v2_remainder(200_000, &segs[..1], D), None);
         let mut huge = b"ID3\x04\x00\x00\x7f\x7f\x7f\x7f".to_vec();
         huge.resize(65536, 0);
-        assert_eq!(id3v2_remainder(1 << 30, &[seg(0, &huge)]), None);
+        assert_eq!(id3v2_remainder(1 << 30, &[seg(0, &huge)], D), None);
         // A size byte with the high bit set is not a synchsafe size: no guess.
         let mut bad = b"ID3\x04\x00\x00\x80\x12\x27\x60".to_vec();
         bad.resize(100, 0);
-        assert_eq!(id3v2_remainder(len, &[seg(0, &bad)]), None);
+        assert_eq!(id3v2_remainder(len, &[seg(0, &bad)], D), None);
     }
 
     #[test]

@@ -279,9 +279,15 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         let junk = vec![0x5au8; 4096];
-        let r = parse(&mut Budgeted::new(&junk[..], 4096), Path::new("x.mp3"));
+        let r = parse(
+            &mut Budgeted::new(&junk[..], 4096, Default::default()),
+            Path::new("x.mp3"),
+        );
         assert!(r.unwrap_err().starts_with("tags: "));
-        let r = parse(&mut Budgeted::new(&[][..], 0), Path::new("x.flac"));
+        let r = parse(
+            &mut Budgeted::new(&[][..], 0, Default::default()),
+            Path::new("x.flac"),
+        );
         assert!(r.is_err());
     }
 }

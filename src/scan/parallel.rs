@@ -22,7 +22,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir};
 
 use super::identity::{Extra, LinkRules};
-use super::{WalkOptions, WalkProblems, WalkTally};
+use super::{EntryType, Take, WalkOptions, WalkProblems, WalkTally};
 
 /// getdents64 buffer: large enough that a typical album folder takes one call.
 const DIR_BUF: usize = 64 * 1024;
@@ -113,17 +113,16 @@ impl<'a> ParallelWalk<'a> {
         let mut initial = Vec::new();
         // Reversed so the stack hands the roots out in the order given.
         for root in roots.iter().rev() {
-            match rustix::fs::stat(root) {
+            let ty =
+                rustix::fs::stat(root).map(|st| entry_type(FileType::from_raw_mode(st.st_mode)));
+            match ty.map(|ty| opts.take_root(root, ty)) {
                 Err(e) => walk.report(root, "cannot read", &e.into(), true),
-                Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
-                    if opts.filter.matches(root) {
-                        match root_file_batch(root) {
-                            Ok(b) => initial.push(Work::Files(b)),
-                            Err(e) => walk.report(root, "cannot read", &e, false),
-                        }
-                    }
-                }
-                Ok(_) => initial.push(Work::Dir(root.clone())),
+                Ok(Take::File) => match root_file_batch(root) {
+                    Ok(b) => initial.push(Work::Files(b)),
+                    Err(e) => walk.report(root, "cannot read", &e, false),
+                },
+                Ok(Take::Descend) => initial.push(Work::Dir(root.clone())),
+                Ok(_) => {}
             }
         }
         walk.push_all(initial);
@@ -346,18 +345,11 @@ impl<'a> ParallelWalk<'a> {
                     }
                 }
             }
-            match ft {
-                FileType::Directory if self.opts.filter.walks_dir(bytes) => {
-                    subdirs.push(name.to_owned())
-                }
-                FileType::RegularFile
-                    if self.opts.filter.matches_name(bytes)
-                        && !self.opts.filter.is_excluded(&path, bytes) =>
-                {
-                    names.push(name.to_owned());
-                }
-                FileType::Symlink if follow => links.push(path.join(OsStr::from_bytes(bytes))),
-                _ => {}
+            match self.opts.take(&path, bytes, entry_type(ft)) {
+                Take::Descend => subdirs.push(name.to_owned()),
+                Take::File => names.push(name.to_owned()),
+                Take::Link => links.push(path.join(OsStr::from_bytes(bytes))),
+                Take::Skip => {}
             }
         }
         // A real subfolder that is a root or was taken through a link is walked under
@@ -396,6 +388,15 @@ impl<'a> ParallelWalk<'a> {
         };
         self.push_all(work);
         first
+    }
+}
+
+fn entry_type(ft: FileType) -> EntryType {
+    match ft {
+        FileType::Directory => EntryType::Dir,
+        FileType::RegularFile => EntryType::File,
+        FileType::Symlink => EntryType::Symlink,
+        _ => EntryType::Other,
     }
 }
 

@@ -2,6 +2,7 @@
 //! writer, and the read-side queries.
 
 pub mod dataset;
+pub mod moves;
 pub mod query;
 pub mod schema;
 pub mod writer;

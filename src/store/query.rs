@@ -43,6 +43,9 @@ pub struct Stats {
     pub files: u64,
     pub inactive_files: u64,
     pub files_with_errors: u64,
+    /// Active rows with no audio hash: indexed before the column existed (a `--full` run
+    /// fills them), or of a format whose payload cannot be located.
+    pub files_without_audio_hash: u64,
     pub total_size_bytes: u64,
     pub formats: Vec<FormatCount>,
     pub distinct_artists: u64,
@@ -82,6 +85,11 @@ pub fn stats(conn: &Connection) -> Result<Stats> {
          FROM library_index WHERE is_active = 1",
         [],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let no_audio: i64 = conn.query_row(
+        "SELECT count(*) FROM library_index WHERE is_active = 1 AND audio_hash IS NULL",
+        [],
+        |r| r.get(0),
     )?;
     let inactive: i64 = conn.query_row(
         "SELECT count(*) FROM library_index WHERE is_active = 0",
@@ -158,6 +166,7 @@ pub fn stats(conn: &Connection) -> Result<Stats> {
         files: files as u64,
         inactive_files: inactive as u64,
         files_with_errors: errors as u64,
+        files_without_audio_hash: no_audio as u64,
         total_size_bytes: size as u64,
         formats,
         distinct_artists: artists.len() as u64,
@@ -179,6 +188,12 @@ pub fn print_stats(s: &Stats, out: &mut dyn Write) -> std::io::Result<()> {
         s.files_with_errors,
         human_bytes(s.total_size_bytes),
         s.inactive_files,
+    )?;
+    writeln!(
+        out,
+        "{} active files without an audio hash (indexed before it existed: `index --full` \
+         fills them; or a format without a locatable payload)",
+        s.files_without_audio_hash
     )?;
     for f in &s.formats {
         writeln!(

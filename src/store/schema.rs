@@ -297,6 +297,57 @@ pub const MIGRATIONS: &[&str] = &[
         l.channels,
         l.error
     FROM library_index l;",
+    // 7: the audio hash (media::audio_hash): identity that survives retagging, and the
+    // key that recognises a moved file; beside it the payload's length, without which two
+    // silent-ended PCM recordings would be one. NULL on rows indexed before it existed,
+    // until a `--full` run or a re-read fills it. A partial covering index, like those of
+    // migration 2, answers `dupes` and `vet` (the WHERE is `dupes::groups::AUDIO_ROWS`);
+    // moves look rows up by id and path. The view lists the table's columns by name, so
+    // it is rebuilt with the new ones last, in table order.
+    "ALTER TABLE library_index ADD COLUMN audio_hash TEXT;
+    ALTER TABLE library_index ADD COLUMN audio_len INTEGER;
+    CREATE INDEX idx_dupes_audio ON library_index(audio_hash, audio_len, is_active)
+        WHERE is_active = 1 AND audio_hash IS NOT NULL;
+    DROP VIEW library_verified;
+    CREATE VIEW library_verified AS
+    SELECT
+        l.id,
+        l.file_path,
+        l.filename,
+        l.artist,
+        l.title,
+        l.album,
+        l.year,
+        l.duration,
+        l.file_format,
+        l.file_size,
+        l.metadata_hash,
+        l.file_content_hash,
+        l.indexed_at,
+        l.file_mtime,
+        nullif(max(coalesce(l.last_verified, ''), coalesce((
+            SELECT max(s.started_at) FROM run_scope r JOIN index_runs s ON s.id = r.run_id
+            WHERE l.is_active = 1 AND r.kind = 'root' AND s.status = 'complete'
+              AND (l.path_bytes = r.path_bytes
+                   OR (l.path_bytes >= r.lo AND l.path_bytes < r.hi))
+              AND NOT EXISTS (
+                  SELECT 1 FROM run_scope k WHERE k.run_id = r.run_id AND k.kind = 'skipped'
+                    AND (l.path_bytes = k.path_bytes
+                         OR (l.path_bytes >= k.lo AND l.path_bytes < k.hi)))
+        ), '')), '') AS last_verified,
+        l.is_active,
+        l.path_bytes,
+        l.file_mtime_ns,
+        l.album_artist,
+        l.track_number,
+        l.genre,
+        l.bitrate,
+        l.sample_rate,
+        l.channels,
+        l.error,
+        l.audio_hash,
+        l.audio_len
+    FROM library_index l;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

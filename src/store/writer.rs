@@ -79,9 +79,9 @@ const INSERT: &str = "INSERT INTO library_index (
         path_bytes, file_path, filename, artist, title, album, album_artist, track_number,
         year, genre, duration, bitrate, sample_rate, channels, file_format, file_size,
         file_mtime_ns, file_content_hash, metadata_hash, indexed_at, last_verified, is_active,
-        error, file_mtime)
+        error, file_mtime, audio_hash, audio_len)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-        ?18, ?19, ?20, ?20, 1, ?21, ?22)";
+        ?18, ?19, ?20, ?20, 1, ?21, ?22, ?23, ?24)";
 
 /// The same, should another process have indexed the path since the run loaded what the
 /// index knew: the row is replaced, never duplicated, and the run goes on.
@@ -96,7 +96,8 @@ const UPSERT_SUFFIX: &str = " ON CONFLICT(path_bytes) DO UPDATE SET
         file_mtime_ns = excluded.file_mtime_ns,
         file_content_hash = excluded.file_content_hash,
         metadata_hash = excluded.metadata_hash, indexed_at = excluded.indexed_at,
-        last_verified = excluded.last_verified, is_active = 1, error = excluded.error";
+        last_verified = excluded.last_verified, is_active = 1, error = excluded.error,
+        audio_hash = excluded.audio_hash, audio_len = excluded.audio_len";
 
 /// A file the index held, read again: by rowid, no lookup through the path key, and the
 /// path columns left alone (the row was found by that very path), so the unique path
@@ -110,8 +111,9 @@ const UPDATE: &str = "UPDATE library_index SET
         file_mtime_ns = ?17, file_content_hash = ?18, metadata_hash = ?19,
         indexed_at = CASE WHEN file_mtime_ns IS NULL AND file_size = ?16 AND file_mtime = ?22
             THEN indexed_at ELSE ?20 END,
-        last_verified = ?20, is_active = 1, error = ?21, file_mtime = ?22
-    WHERE id = ?23";
+        last_verified = ?20, is_active = 1, error = ?21, file_mtime = ?22, audio_hash = ?23,
+        audio_len = ?24
+    WHERE id = ?25";
 
 /// An unchanged file that had been marked missing is back.
 const REACTIVATE: &str = "UPDATE library_index SET last_verified = ?1, is_active = 1 WHERE id = ?2";
@@ -248,7 +250,8 @@ impl Writer {
                                     t.album, t.album_artist, t.track_number, t.year, t.genre,
                                     t.duration, t.bitrate, t.sample_rate, t.channels, r.format,
                                     size, r.stat.mtime_ns, r.content_hash, r.metadata_hash, now,
-                                    r.error, mtime $(, $extra)*
+                                    r.error, mtime, r.audio_hash,
+                                    r.audio_len.map(|n| n as i64) $(, $extra)*
                                 ]
                             };
                         }

@@ -11,7 +11,7 @@ use fastrand::Rng;
 use super::*;
 use crate::r#gen::mutate;
 use crate::media::hash;
-use crate::media::record::read_head_tail;
+use crate::media::reference::read_head_tail;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -788,7 +788,7 @@ fn mutants_give_a_hash_or_none_and_never_panic() {
 #[test]
 fn pathological_files_cost_bounded_reads() {
     let tmp = tempfile::tempdir().unwrap();
-    let limit = 2 * budget::max_tag_bytes() + (4 << 20);
+    let limit = 2 * budget::DEFAULT_MAX_TAG_BYTES + (4 << 20);
     let template_ogg = audio_hash_of_file(&repo().join("fixtures/templates/template.ogg")).unwrap();
     for (i, case) in mutate::CASES.iter().enumerate() {
         for f in mutate::write_case(&tmp.path().join(case), case, i as u64).unwrap() {
@@ -1007,4 +1007,19 @@ fn silent_ends_hash_alike_and_the_length_tells_them_apart() {
     };
     assert_eq!(len(&a), len(&b));
     assert_ne!(len(&a), len(&c));
+}
+
+/// What `--metrics` counts as the audio hash's extra bytes: only what lies outside the
+/// head and tail (or the whole small file) the parallel engines read first.
+#[test]
+fn bytes_beyond_the_first_reads() {
+    let c = CHUNK;
+    assert_eq!(beyond_head_and_tail(100, 0, 100), 0);
+    assert_eq!(beyond_head_and_tail(2 * c - 1, c, c - 1), 0);
+    let size = 10 * c;
+    assert_eq!(beyond_head_and_tail(size, 0, c), 0);
+    assert_eq!(beyond_head_and_tail(size, c - 10, 30), 20);
+    assert_eq!(beyond_head_and_tail(size, size - c - 5, 10), 5);
+    assert_eq!(beyond_head_and_tail(size, 3 * c, c), c);
+    assert_eq!(beyond_head_and_tail(size, 0, size), size - 2 * c);
 }
