@@ -26,7 +26,7 @@ pub fn content_hash(head: &[u8], tail: Option<&[u8]>) -> String {
 }
 
 /// [`content_hash`] of many files at once, in order: `(head, tail)` pairs. The parallel
-/// engines hold many files, so they hash them eight to a batch (see [`super::md5x8`]).
+/// engines hold many files, so they hash them sixteen to a batch (see [`super::md5x8`]).
 pub fn content_hashes(files: &[(&[u8], Option<&[u8]>)]) -> Vec<String> {
     let msgs: Vec<md5x8::Parts> = files.iter().map(|(h, t)| [*h, t.unwrap_or(&[])]).collect();
     md5x8::digest_many(&msgs).iter().map(|d| hex(d)).collect()

@@ -213,34 +213,27 @@ mod x86 {
     }
 
     /// Hash nine to sixteen messages; lanes whose message has ended keep their state.
-    /// The blocks of one round are copied side by side, then word `j` of every lane is
-    /// gathered into one register.
     #[target_feature(enable = "avx512f")]
     pub(super) fn digest16(chunk: &[Parts], out: &mut Vec<[u8; 16]>) {
         const N: usize = 16;
         let lanes: Vec<Lane> = chunk.iter().map(|p| Lane::new(*p)).collect();
         let blocks = lanes.iter().map(|l| l.blocks).max().unwrap_or(0);
         let mut state = INIT.map(|v| _mm512_set1_epi32(v as i32));
-        let mut tmp = [0u8; 64];
-        let mut side = [0u8; N * 64];
-        // Byte offset of word 0 of each lane in `side`.
-        let lane_offsets = _mm512_setr_epi32(
-            0, 64, 128, 192, 256, 320, 384, 448, 512, 576, 640, 704, 768, 832, 896, 960,
-        );
+        let mut tmp = [[0u8; 64]; N];
         for k in 0..blocks {
             let mut live: u16 = 0;
-            for (col, dst) in side.chunks_exact_mut(64).enumerate() {
-                if let Some(lane) = lanes.get(col).filter(|l| k < l.blocks) {
-                    dst.copy_from_slice(lane.block(k, &mut tmp));
-                    live |= 1 << col;
-                }
+            let mut rows = [std::ptr::null::<u8>(); N];
+            for (col, t) in tmp.iter_mut().enumerate() {
+                rows[col] = match lanes.get(col) {
+                    Some(lane) if k < lane.blocks => {
+                        live |= 1 << col;
+                        lane.block(k, t).as_ptr()
+                    }
+                    _ => t.as_ptr(),
+                };
             }
-            let base = side.as_ptr();
-            let w: [__m512i; 16] = std::array::from_fn(|j| {
-                let idx = _mm512_add_epi32(lane_offsets, _mm512_set1_epi32(4 * j as i32));
-                // SAFETY: every offset is below N * 64 - 3, inside `side`.
-                unsafe { _mm512_i32gather_epi32::<1>(idx, base.cast()) }
-            });
+            // SAFETY: every row points at 64 readable bytes (a part or `tmp`).
+            let w = unsafe { transpose16(&rows) };
             let before = state;
             compress16(&mut state, &w);
             if live != u16::MAX {
@@ -261,6 +254,50 @@ mod x86 {
             }
             out.push(d);
         }
+    }
+
+    /// Sixteen 64-byte blocks, one per lane, as sixteen vectors: vector `j` holds word `j`
+    /// of every lane. A 16x16 transpose of 32-bit words in registers (gathers from a
+    /// copy were slower than the eight-lane kernel: the copy's stores stall them).
+    ///
+    /// # Safety
+    /// Each pointer must be valid for reading 64 bytes.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn transpose16(rows: &[*const u8; 16]) -> [__m512i; 16] {
+        // SAFETY: the caller's promise.
+        let r: [__m512i; 16] =
+            std::array::from_fn(|i| unsafe { _mm512_loadu_si512(rows[i].cast()) });
+        // Per 128-bit lane L: t[2p], t[2p+1] interleave rows 2p and 2p+1.
+        let t: [__m512i; 16] = std::array::from_fn(|i| {
+            let (a, b) = (r[i & !1], r[i | 1]);
+            if i % 2 == 0 {
+                _mm512_unpacklo_epi32(a, b)
+            } else {
+                _mm512_unpackhi_epi32(a, b)
+            }
+        });
+        // u[4q + m], lane L: word 4L + m of rows 4q..4q+3.
+        let u: [__m512i; 16] = std::array::from_fn(|i| {
+            let (q, m) = (i / 4, i % 4);
+            let (a, b) = (t[4 * q + m / 2], t[4 * q + 2 + m / 2]);
+            if m % 2 == 0 {
+                _mm512_unpacklo_epi64(a, b)
+            } else {
+                _mm512_unpackhi_epi64(a, b)
+            }
+        });
+        let mut w = [_mm512_setzero_si512(); 16];
+        for m in 0..4 {
+            let x = _mm512_shuffle_i32x4::<0x44>(u[m], u[4 + m]);
+            let y = _mm512_shuffle_i32x4::<0xee>(u[m], u[4 + m]);
+            let x2 = _mm512_shuffle_i32x4::<0x44>(u[8 + m], u[12 + m]);
+            let y2 = _mm512_shuffle_i32x4::<0xee>(u[8 + m], u[12 + m]);
+            w[m] = _mm512_shuffle_i32x4::<0x88>(x, x2);
+            w[4 + m] = _mm512_shuffle_i32x4::<0xdd>(x, x2);
+            w[8 + m] = _mm512_shuffle_i32x4::<0x88>(y, y2);
+            w[12 + m] = _mm512_shuffle_i32x4::<0xdd>(y, y2);
+        }
+        w
     }
 
     /// One 64-byte block of sixteen messages: `w[j]` holds word `j` of each. The round
