@@ -432,6 +432,8 @@ fn the_migration_keeps_older_rows() {
         .unwrap();
     {
         let conn = rusqlite::Connection::open(&db).unwrap();
+        // The tool-schema migration calls the function musicdex registers.
+        musicdex::store::schema::register_functions(&conn).unwrap();
         for m in &MIGRATIONS[..at] {
             conn.execute_batch(m).unwrap();
         }

@@ -433,7 +433,7 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
 
 /// The SQL functions the migrations call (only they: the tool's code reads the same file
 /// without them).
-fn register_functions(conn: &Connection) -> Result<()> {
+pub fn register_functions(conn: &Connection) -> Result<()> {
     use rusqlite::functions::FunctionFlags;
     conn.create_scalar_function(
         "tool_mtime",
