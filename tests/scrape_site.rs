@@ -110,7 +110,12 @@ async fn wordpress_blog_end_to_end_over_http2() {
             .iter()
             .any(|e| e.url.contains("/private/") && e.error.contains("robots"))
     );
-    assert!(s.http2_requests > 0 && s.http2_requests == s.requests);
+    // Every response came over HTTP/2. An attempt that got none (slow under load, or
+    // dropped once the run needed no more) is a request without a response.
+    assert!(
+        s.http2_requests > 0 && s.http2_requests == s.responses && s.responses <= s.requests,
+        "{s:#?}"
+    );
     assert_eq!(s.posts_matched, 4, "{urls:#?}");
 
     // Newest first; the technology post matched nothing despite its sidebar.

@@ -157,6 +157,9 @@ pub struct FetchStats {
     pub requests: AtomicU64,
     pub retries: AtomicU64,
     pub bytes: AtomicU64,
+    /// Responses received (any version). Fewer than `requests` when an attempt got none:
+    /// a timeout, a refused connection, or a request dropped when the run needed no more.
+    pub responses: AtomicU64,
     pub http2: AtomicU64,
 }
 
@@ -481,6 +484,7 @@ impl Fetcher {
         };
         let status = resp.status();
         let version = resp.version();
+        self.stats.responses.fetch_add(1, Ordering::Relaxed);
         if version == Version::HTTP_2 {
             self.stats.http2.fetch_add(1, Ordering::Relaxed);
         }

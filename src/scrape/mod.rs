@@ -78,6 +78,8 @@ pub struct Summary {
     pub pages_per_sec: f64,
     pub requests: u64,
     pub retries: u64,
+    /// Responses received; `http2_requests` of them over HTTP/2.
+    pub responses: u64,
     pub http2_requests: u64,
     pub error_details: Vec<ErrorEntry>,
 }
@@ -533,6 +535,7 @@ pub async fn scrape(cfg: ScrapeConfig) -> anyhow::Result<Report> {
         ),
         requests: stats.requests.load(Ordering::Relaxed),
         retries: stats.retries.load(Ordering::Relaxed),
+        responses: stats.responses.load(Ordering::Relaxed),
         http2_requests: stats.http2.load(Ordering::Relaxed),
         error_details: state.errors,
     };
