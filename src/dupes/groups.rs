@@ -1,8 +1,7 @@
 //! `musicdex dupes`: groups of active library files that are the same song.
 //!
-//! Every query reads one of the partial indexes of schema migration 2, whose WHERE
-//! clauses are the `*_ROWS` constants below (SQLite only uses a partial index when the
-//! query repeats its condition). Fuzzy matching is blocked per artist: titles are only
+//! Every query reads one of the partial indexes of schema migration 2; the statements
+//! are built in [`super::sql`]. Fuzzy matching is blocked per artist: titles are only
 //! compared with titles of the same (folded) artist, never all files with all files.
 
 use std::collections::HashMap;
@@ -14,30 +13,7 @@ use serde::Serialize;
 
 use super::normalize::{artist_key, numbers_of_key, title_key};
 use super::similarity::{Prepared, similarity_at_least};
-
-/// Rows that may match by content: a file whose hash failed matches nothing.
-pub(crate) const CONTENT_ROWS: &str = "is_active = 1 AND file_content_hash IS NOT NULL";
-/// Rows that may match by audio hash (schema migration 6's index holds every row with one).
-pub(crate) const AUDIO_ROWS: &str = "is_active = 1 AND audio_hash IS NOT NULL";
-/// An audio group's key: the audio hash and the payload length (`?` where unknown).
-const AUDIO_KEY: &str = "(audio_hash || '/' || coalesce(audio_len, '?'))";
-/// Rows whose metadata hash may be grouped. The index cannot also exclude the
-/// no-metadata fallback hash without holding artist and title; a metadata hash is
-/// either a fallback for all its rows or for none, so [`HAS_TAGS`] on the rows read
-/// back is exact.
-pub(crate) const METADATA_ROWS: &str = CONTENT_ROWS;
-/// Not the no-metadata fallback: an artist or a title.
-pub(crate) const HAS_TAGS: &str = "(artist IS NOT NULL OR title IS NOT NULL)";
-/// Rows that may match fuzzily: an artist to block on and a title to compare.
-pub(crate) const ARTIST_ROWS: &str = "is_active = 1 AND file_content_hash IS NOT NULL
-            AND artist IS NOT NULL AND title IS NOT NULL";
-
-pub(crate) const FILE_COLUMNS: &str = "id, file_path, artist, title, album, file_format, \
-     bitrate, sample_rate, file_size, duration";
-/// [`FILE_COLUMNS`] and the raw path, for `vet`, which must recognise the vetted file
-/// itself; `dupes` holds hundreds of thousands of rows and does without.
-pub(crate) const FILE_COLUMNS_AND_PATH: &str = "id, file_path, artist, title, album, \
-     file_format, bitrate, sample_rate, file_size, duration, path_bytes";
+use super::sql;
 
 /// Confidence of a match by identical content (size, head and tail bytes).
 pub const CONTENT_CONFIDENCE: f64 = 1.0;
@@ -152,7 +128,7 @@ pub struct LibraryFile {
     pub size: u64,
     pub duration: Option<f64>,
     pub lossless: bool,
-    /// Only read by `vet` (see [`FILE_COLUMNS_AND_PATH`]); empty otherwise.
+    /// Only read by `vet` (see `sql::vet_file_by_id`); empty otherwise.
     #[serde(skip)]
     pub path_bytes: Vec<u8>,
     /// The exact path as lower-case hex when it is not UTF-8 (`path` is then lossy, as
@@ -162,7 +138,7 @@ pub struct LibraryFile {
 }
 
 impl LibraryFile {
-    /// From a row selected with [`FILE_COLUMNS`] first.
+    /// From a row selected with the file columns of [`sql`] first.
     pub(crate) fn from_row(r: &Row) -> rusqlite::Result<LibraryFile> {
         LibraryFile::from_row_at(r, 0)
     }
@@ -388,9 +364,7 @@ fn exact_paths(conn: &Connection, groups: &mut [DupeGroup]) -> Result<()> {
         }
         let stmt = match &mut stmt {
             Some(s) => s,
-            None => {
-                stmt.insert(conn.prepare("SELECT path_bytes FROM library_index WHERE id = ?1")?)
-            }
+            None => stmt.insert(conn.prepare(sql::PATH_BYTES_BY_ID)?),
         };
         let bytes: Vec<u8> = stmt.query_row([f.id], |r| r.get(0))?;
         if std::str::from_utf8(&bytes).is_err() {
@@ -417,26 +391,11 @@ fn same_group(ids: &[i64], of: &HashMap<i64, usize>) -> bool {
 /// Groups of rows sharing a content or metadata hash, read from the partial index in
 /// key order.
 fn hash_groups(conn: &Connection, kind: MatchKind) -> Result<Vec<DupeGroup>> {
-    let (column, rows, extra, confidence) = match kind {
-        MatchKind::Content => ("file_content_hash", CONTENT_ROWS, "1", CONTENT_CONFIDENCE),
-        // The payload length beside the hash: silent-ended PCM recordings hash alike.
-        MatchKind::Audio => (AUDIO_KEY, AUDIO_ROWS, "1", CONTENT_CONFIDENCE),
-        MatchKind::Metadata => (
-            "metadata_hash",
-            METADATA_ROWS,
-            HAS_TAGS,
-            METADATA_CONFIDENCE,
-        ),
-        MatchKind::Fuzzy => unreachable!("fuzzy groups are not hash groups"),
+    let confidence = match kind {
+        MatchKind::Metadata => METADATA_CONFIDENCE,
+        _ => CONTENT_CONFIDENCE,
     };
-    let sql = format!(
-        "SELECT {column}, {FILE_COLUMNS} FROM library_index
-         WHERE {rows} AND {extra} AND {column} IN (
-             SELECT {column} FROM library_index WHERE {rows}
-             GROUP BY {column} HAVING count(*) > 1)
-         ORDER BY {column}"
-    );
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare(&sql::hash_groups(kind))?;
     let mut rows = stmt.query([])?;
     let mut groups = Vec::new();
     let mut key = String::new();
@@ -551,9 +510,7 @@ pub(crate) struct ArtistBlock {
 
 impl ArtistBlocks {
     pub fn load(conn: &Connection) -> Result<ArtistBlocks> {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT artist, count(*) FROM library_index WHERE {ARTIST_ROWS} GROUP BY artist"
-        ))?;
+        let mut stmt = conn.prepare(&sql::artist_counts())?;
         let mut rows = stmt.query([])?;
         let mut by_key: HashMap<String, u32> = HashMap::new();
         let mut out = ArtistBlocks {
@@ -622,9 +579,7 @@ fn fuzzy_clusters(
     // One pass over the (artist, title) index in raw artist order. A block whose only
     // spelling has been read completely is processed at once; blocks with several
     // spellings wait until all of them have been read.
-    let mut stmt = conn.prepare(&format!(
-        "SELECT artist, id, title FROM library_index WHERE {ARTIST_ROWS} ORDER BY artist"
-    ))?;
+    let mut stmt = conn.prepare(&sql::artist_titles())?;
     let mut rows = stmt.query([])?;
     let mut pending: HashMap<u32, (usize, Vec<(i64, String)>)> = HashMap::new();
     let mut current: Option<(String, Vec<(i64, String)>)> = None;
@@ -698,9 +653,7 @@ fn fetch_clusters(conn: &Connection, clusters: Vec<Cluster>) -> Result<Vec<DupeG
         .collect();
     wanted.sort_unstable();
     let mut members: Vec<Vec<LibraryFile>> = vec![Vec::new(); clusters.len()];
-    let mut by_id = conn.prepare(&format!(
-        "SELECT {FILE_COLUMNS} FROM library_index WHERE id = ?1"
-    ))?;
+    let mut by_id = conn.prepare(&sql::file_by_id())?;
     for (id, c) in wanted {
         members[c].push(by_id.query_row([id], LibraryFile::from_row)?);
     }
@@ -890,75 +843,6 @@ impl Ends {
 mod tests {
     use super::*;
     use crate::dupes::similarity::similarity;
-
-    fn plan(conn: &Connection, sql: &str) -> String {
-        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let rows = stmt
-            .query_map([], |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .unwrap();
-        rows.join("\n")
-    }
-
-    #[test]
-    fn queries_read_the_partial_indexes() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = crate::store::open(&dir.path().join("db")).unwrap();
-        for (sql, index) in [
-            (
-                format!(
-                    "SELECT file_content_hash FROM library_index WHERE {CONTENT_ROWS}
-                     GROUP BY file_content_hash HAVING count(*) > 1"
-                ),
-                "COVERING INDEX idx_dupes_content",
-            ),
-            (
-                format!(
-                    "SELECT metadata_hash FROM library_index WHERE {METADATA_ROWS}
-                     GROUP BY metadata_hash HAVING count(*) > 1"
-                ),
-                "COVERING INDEX idx_dupes_metadata",
-            ),
-            (
-                format!(
-                    "SELECT artist, count(*) FROM library_index WHERE {ARTIST_ROWS} GROUP BY artist"
-                ),
-                "idx_dupes_artist",
-            ),
-            (
-                format!(
-                    "SELECT artist, id, title FROM library_index WHERE {ARTIST_ROWS} ORDER BY artist"
-                ),
-                "idx_dupes_artist",
-            ),
-            (
-                format!("SELECT id, title FROM library_index WHERE artist = 'x' AND {ARTIST_ROWS}"),
-                "idx_dupes_artist",
-            ),
-            (
-                format!(
-                    "SELECT {FILE_COLUMNS} FROM library_index
-                     WHERE file_content_hash = 'x' AND {CONTENT_ROWS}"
-                ),
-                "idx_dupes_content",
-            ),
-            (
-                format!(
-                    "SELECT {FILE_COLUMNS} FROM library_index
-                     WHERE metadata_hash = 'x' AND {METADATA_ROWS}"
-                ),
-                "idx_dupes_metadata",
-            ),
-        ] {
-            let p = plan(&conn, &sql);
-            assert!(p.contains(index), "{sql}\n{p}");
-            assert!(
-                !p.contains("TEMP B-TREE"),
-                "sorts instead of using the index: {sql}\n{p}"
-            );
-        }
-    }
 
     fn entries(titles: &[&str]) -> Vec<(i64, String)> {
         titles

@@ -5,6 +5,7 @@ pub mod groups;
 pub mod normalize;
 pub mod report;
 pub mod similarity;
+mod sql;
 pub mod synth;
 
 pub mod vet;

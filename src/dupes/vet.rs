@@ -13,12 +13,12 @@ use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::groups::{
-    ARTIST_ROWS, AUDIO_ROWS, ArtistBlocks, CONTENT_CONFIDENCE, CONTENT_ROWS, FILE_COLUMNS_AND_PATH,
-    HAS_TAGS, LibraryFile, METADATA_CONFIDENCE, METADATA_ROWS, MatchKind,
+    ArtistBlocks, CONTENT_CONFIDENCE, LibraryFile, METADATA_CONFIDENCE, MatchKind,
     UNKNOWN_DURATION_CONFIDENCE, durations_agree, is_lossless, rank,
 };
 use super::normalize::{artist_key, numbers_of_key, title_key};
 use super::similarity::{Prepared, similarity_at_least};
+use super::sql;
 use crate::engine::{self, CHANNEL_BATCHES, Counters, EngineContext, EngineKind};
 use crate::media::FileRecord;
 use crate::media::record::path_bytes;
@@ -302,19 +302,12 @@ pub fn run(conn: &Connection, opts: &VetOptions) -> Result<VetReport> {
 
     let elapsed = started.elapsed().as_secs_f64();
     let previously_vetted: Option<String> = conn
-        .query_row(
-            "SELECT max(vetted_at) FROM vetting_history WHERE import_folder = ?1",
-            [&folder_text],
-            |r| r.get(0),
-        )
+        .query_row(sql::PREVIOUSLY_VETTED, [&folder_text], |r| r.get(0))
         .unwrap_or(None);
     let writable = history_connection(conn);
     let conn = writable.as_ref().unwrap_or(conn);
     let inserted = conn.execute(
-        "INSERT INTO vetting_history (vetted_at, import_folder, engine, threshold_used,
-            duration_secs, total_files, new_songs, duplicates_found, uncertain_matches,
-            unreadable, moved, export_dir, move_dir, dry_run)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        sql::INSERT_HISTORY,
         params![
             vetted_at,
             folder_text,
@@ -477,12 +470,8 @@ impl<'c> Classifier<'c> {
     fn find(&mut self, rec: &FileRecord) -> Result<Option<Found>> {
         // Identical bytes decide even when the tags could not be parsed.
         if let Some(hash) = &rec.content_hash {
-            let sql = format!(
-                "SELECT {FILE_COLUMNS_AND_PATH} FROM library_index
-                 WHERE file_content_hash = ?1 AND {CONTENT_ROWS}"
-            );
             let files: Vec<LibraryFile> = self
-                .rows(&sql, hash)?
+                .rows(&sql::vet_by_content(), hash)?
                 .into_iter()
                 .filter(|f| f.size == rec.stat.size && same_bytes_if_small(&rec.path, f))
                 .collect();
@@ -498,14 +487,7 @@ impl<'c> Classifier<'c> {
         // The same recording under other tags: the same payload length too (silent-ended
         // PCM recordings hash alike), and certain once the durations agree.
         if let Some(hash) = &rec.audio_hash {
-            let len = rec
-                .audio_len
-                .map_or("IS NULL".to_string(), |n| format!("= {n}"));
-            let sql = format!(
-                "SELECT {FILE_COLUMNS_AND_PATH} FROM library_index
-                 WHERE audio_hash = ?1 AND {AUDIO_ROWS} AND audio_len {len}"
-            );
-            let files = self.rows(&sql, hash)?;
+            let files = self.rows(&sql::vet_by_audio(rec.audio_len), hash)?;
             if let Some(found) = by_duration(rec, files, MatchKind::Audio, CONTENT_CONFIDENCE) {
                 return Ok(Some(found));
             }
@@ -519,11 +501,7 @@ impl<'c> Classifier<'c> {
             // The metadata hash is the per-file fallback: it identifies nothing.
             return Ok(None);
         }
-        let sql = format!(
-            "SELECT {FILE_COLUMNS_AND_PATH} FROM library_index
-             WHERE metadata_hash = ?1 AND {METADATA_ROWS} AND {HAS_TAGS}"
-        );
-        let files = self.rows(&sql, &rec.metadata_hash)?;
+        let files = self.rows(&sql::vet_by_metadata(), &rec.metadata_hash)?;
         if let Some(found) = by_duration(rec, files, MatchKind::Metadata, METADATA_CONFIDENCE) {
             return Ok(Some(found));
         }
@@ -544,9 +522,7 @@ impl<'c> Classifier<'c> {
 
     /// Whether the file itself is an active row of the index.
     fn is_indexed(&self, path: &Path) -> Result<bool> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT 1 FROM library_index WHERE path_bytes = ?1 AND is_active = 1",
-        )?;
+        let mut stmt = self.conn.prepare_cached(sql::VET_IS_INDEXED)?;
         Ok(stmt.exists([path_bytes(path)])?)
     }
 
@@ -565,9 +541,7 @@ impl<'c> Classifier<'c> {
         };
         let wanted = Prepared::new(&key);
         let numbers = numbers_of_key(&key);
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT id, title FROM library_index WHERE artist = ?1 AND {ARTIST_ROWS}"
-        ))?;
+        let mut stmt = self.conn.prepare_cached(&sql::vet_titles_of_artist())?;
         let mut scored: Vec<(f64, i64)> = Vec::new();
         for spelling in &block.spellings {
             let mut rows = stmt.query([spelling])?;
@@ -586,9 +560,7 @@ impl<'c> Classifier<'c> {
         }
         // Highest similarity first; the first tier with a file that may match wins.
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let mut by_id = self.conn.prepare_cached(&format!(
-            "SELECT {FILE_COLUMNS_AND_PATH} FROM library_index WHERE id = ?1"
-        ))?;
+        let mut by_id = self.conn.prepare_cached(&sql::vet_file_by_id())?;
         let mut i = 0;
         while i < scored.len() {
             let score = scored[i].0;
