@@ -1,7 +1,10 @@
 //! Duplicate finding (`musicdex dupes`) and vetting new music against the library
 //! (`musicdex vet`).
 
+mod artists;
+mod fuzzy;
 pub mod groups;
+mod hash_groups;
 pub mod normalize;
 pub mod report;
 pub mod similarity;

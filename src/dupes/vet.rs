@@ -12,9 +12,10 @@ use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
+use super::artists::ArtistBlocks;
 use super::groups::{
-    ArtistBlocks, CONTENT_CONFIDENCE, LibraryFile, METADATA_CONFIDENCE, MatchKind,
-    UNKNOWN_DURATION_CONFIDENCE, durations_agree, is_lossless, rank,
+    CONTENT_CONFIDENCE, LibraryFile, METADATA_CONFIDENCE, MatchKind, UNKNOWN_DURATION_CONFIDENCE,
+    durations_agree, is_lossless, rank,
 };
 use super::normalize::{artist_key, numbers_of_key, title_key};
 use super::similarity::{Prepared, similarity_at_least};
