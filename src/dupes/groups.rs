@@ -1,9 +1,10 @@
 //! `musicdex dupes`: groups of active library files that are the same song.
 //!
-//! Every query reads one of the partial indexes of schema migration 2, whose WHERE
-//! clauses are the `*_ROWS` constants below (SQLite only uses a partial index when the
-//! query repeats its condition). Fuzzy matching is blocked per artist: titles are only
+//! Every query reads one of the partial indexes of schema migration 2; the statements
+//! are built in [`super::sql`]. Fuzzy matching is blocked per artist: titles are only
 //! compared with titles of the same (folded) artist, never all files with all files.
+//! This module holds the types, the ranking and [`find`], which runs the hash groups
+//! (`hash_groups`) and the fuzzy clusters (`fuzzy`, blocked by `artists`).
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -12,32 +13,9 @@ use anyhow::Result;
 use rusqlite::{Connection, Row};
 use serde::Serialize;
 
-use super::normalize::{artist_key, numbers_of_key, title_key};
-use super::similarity::{Prepared, similarity_at_least};
-
-/// Rows that may match by content: a file whose hash failed matches nothing.
-pub(crate) const CONTENT_ROWS: &str = "is_active = 1 AND file_content_hash IS NOT NULL";
-/// Rows that may match by audio hash (schema migration 6's index holds every row with one).
-pub(crate) const AUDIO_ROWS: &str = "is_active = 1 AND audio_hash IS NOT NULL";
-/// An audio group's key: the audio hash and the payload length (`?` where unknown).
-const AUDIO_KEY: &str = "(audio_hash || '/' || coalesce(audio_len, '?'))";
-/// Rows whose metadata hash may be grouped. The index cannot also exclude the
-/// no-metadata fallback hash without holding artist and title; a metadata hash is
-/// either a fallback for all its rows or for none, so [`HAS_TAGS`] on the rows read
-/// back is exact.
-pub(crate) const METADATA_ROWS: &str = CONTENT_ROWS;
-/// Not the no-metadata fallback: an artist or a title.
-pub(crate) const HAS_TAGS: &str = "(artist IS NOT NULL OR title IS NOT NULL)";
-/// Rows that may match fuzzily: an artist to block on and a title to compare.
-pub(crate) const ARTIST_ROWS: &str = "is_active = 1 AND file_content_hash IS NOT NULL
-            AND artist IS NOT NULL AND title IS NOT NULL";
-
-pub(crate) const FILE_COLUMNS: &str = "id, file_path, artist, title, album, file_format, \
-     bitrate, sample_rate, file_size, duration";
-/// [`FILE_COLUMNS`] and the raw path, for `vet`, which must recognise the vetted file
-/// itself; `dupes` holds hundreds of thousands of rows and does without.
-pub(crate) const FILE_COLUMNS_AND_PATH: &str = "id, file_path, artist, title, album, \
-     file_format, bitrate, sample_rate, file_size, duration, path_bytes";
+use super::fuzzy::{Cluster, fetch_clusters, fuzzy_clusters};
+use super::hash_groups::hash_groups;
+use super::sql;
 
 /// Confidence of a match by identical content (size, head and tail bytes).
 pub const CONTENT_CONFIDENCE: f64 = 1.0;
@@ -152,7 +130,7 @@ pub struct LibraryFile {
     pub size: u64,
     pub duration: Option<f64>,
     pub lossless: bool,
-    /// Only read by `vet` (see [`FILE_COLUMNS_AND_PATH`]); empty otherwise.
+    /// Only read by `vet` (see `sql::vet_file_by_id`); empty otherwise.
     #[serde(skip)]
     pub path_bytes: Vec<u8>,
     /// The exact path as lower-case hex when it is not UTF-8 (`path` is then lossy, as
@@ -162,7 +140,7 @@ pub struct LibraryFile {
 }
 
 impl LibraryFile {
-    /// From a row selected with [`FILE_COLUMNS`] first.
+    /// From a row selected with the file columns of [`sql`] first.
     pub(crate) fn from_row(r: &Row) -> rusqlite::Result<LibraryFile> {
         LibraryFile::from_row_at(r, 0)
     }
@@ -388,9 +366,7 @@ fn exact_paths(conn: &Connection, groups: &mut [DupeGroup]) -> Result<()> {
         }
         let stmt = match &mut stmt {
             Some(s) => s,
-            None => {
-                stmt.insert(conn.prepare("SELECT path_bytes FROM library_index WHERE id = ?1")?)
-            }
+            None => stmt.insert(conn.prepare(sql::PATH_BYTES_BY_ID)?),
         };
         let bytes: Vec<u8> = stmt.query_row([f.id], |r| r.get(0))?;
         if std::str::from_utf8(&bytes).is_err() {
@@ -401,7 +377,7 @@ fn exact_paths(conn: &Connection, groups: &mut [DupeGroup]) -> Result<()> {
 }
 
 /// Seconds since `*since`, which is reset to now.
-fn lap(since: &mut Instant) -> f64 {
+pub(super) fn lap(since: &mut Instant) -> f64 {
     let now = Instant::now();
     let secs = (now - *since).as_secs_f64();
     *since = now;
@@ -414,99 +390,9 @@ fn same_group(ids: &[i64], of: &HashMap<i64, usize>) -> bool {
     first.is_some() && ids.iter().all(|id| of.get(id) == first)
 }
 
-/// Groups of rows sharing a content or metadata hash, read from the partial index in
-/// key order.
-fn hash_groups(conn: &Connection, kind: MatchKind) -> Result<Vec<DupeGroup>> {
-    let (column, rows, extra, confidence) = match kind {
-        MatchKind::Content => ("file_content_hash", CONTENT_ROWS, "1", CONTENT_CONFIDENCE),
-        // The payload length beside the hash: silent-ended PCM recordings hash alike.
-        MatchKind::Audio => (AUDIO_KEY, AUDIO_ROWS, "1", CONTENT_CONFIDENCE),
-        MatchKind::Metadata => (
-            "metadata_hash",
-            METADATA_ROWS,
-            HAS_TAGS,
-            METADATA_CONFIDENCE,
-        ),
-        MatchKind::Fuzzy => unreachable!("fuzzy groups are not hash groups"),
-    };
-    let sql = format!(
-        "SELECT {column}, {FILE_COLUMNS} FROM library_index
-         WHERE {rows} AND {extra} AND {column} IN (
-             SELECT {column} FROM library_index WHERE {rows}
-             GROUP BY {column} HAVING count(*) > 1)
-         ORDER BY {column}"
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    let mut rows = stmt.query([])?;
-    let mut groups = Vec::new();
-    let mut key = String::new();
-    let mut members: Vec<LibraryFile> = Vec::new();
-    let mut flush = |key: &str, members: &mut Vec<LibraryFile>| {
-        if kind == MatchKind::Metadata {
-            // Blank-but-present tags (written by another tool) hash to the fallback
-            // too; SQL only sees NULLs.
-            members.retain(|f| !is_blank(&f.artist) || !is_blank(&f.title));
-        }
-        if members.len() > 1 {
-            let files = std::mem::take(members);
-            let parts = match kind {
-                // The hash covers at most the first and last 64 KiB: files of other
-                // sizes are other files.
-                MatchKind::Content => split_by_size(files),
-                // Two different PCM recordings with 64 KiB of silence at both ends hash
-                // alike: only agreeing durations make them one recording, and an
-                // unknown one makes the group uncertain.
-                _ => split_by_duration(files),
-            };
-            for (mut files, uncertain) in parts {
-                rank(&mut files);
-                groups.push(DupeGroup {
-                    kind,
-                    key: key.to_string(),
-                    confidence: if uncertain {
-                        confidence.min(UNKNOWN_DURATION_CONFIDENCE)
-                    } else {
-                        confidence
-                    },
-                    files,
-                });
-            }
-        }
-        members.clear();
-    };
-    while let Some(r) = rows.next()? {
-        let k: String = r.get(0)?;
-        if k != key {
-            flush(&key, &mut members);
-            key = k;
-        }
-        members.push(LibraryFile::from_row_at(r, 1)?);
-    }
-    flush(&key, &mut members);
-    Ok(groups)
-}
-
-/// Runs of equal size, two files or more (never uncertain).
-fn split_by_size(mut files: Vec<LibraryFile>) -> Vec<(Vec<LibraryFile>, bool)> {
-    files.sort_by_key(|f| f.size);
-    let mut out: Vec<(Vec<LibraryFile>, bool)> = Vec::new();
-    for f in files {
-        match out.last_mut() {
-            Some((g, _)) if g[0].size == f.size => g.push(f),
-            _ => out.push((vec![f], false)),
-        }
-    }
-    out.retain(|(g, _)| g.len() > 1);
-    out
-}
-
-fn is_blank(s: &Option<String>) -> bool {
-    s.as_deref().is_none_or(|s| s.trim().is_empty())
-}
-
 impl LibraryFile {
     /// [`LibraryFile::from_row`] for a row whose file columns start at `offset`.
-    fn from_row_at(r: &Row, offset: usize) -> rusqlite::Result<LibraryFile> {
+    pub(super) fn from_row_at(r: &Row, offset: usize) -> rusqlite::Result<LibraryFile> {
         let format: String = r.get(offset + 5)?;
         let bitrate: Option<u32> = r.get(offset + 6)?;
         Ok(LibraryFile {
@@ -532,497 +418,9 @@ impl LibraryFile {
     }
 }
 
-/// Every raw artist spelling in the index that may match fuzzily, grouped by folded
-/// key. The index is ordered by raw bytes, so "BEYONCÉ" and "Beyoncé" are far apart in
-/// it; this map is what brings them together.
-pub(crate) struct ArtistBlocks {
-    /// Raw spelling → (block number, rows with that spelling).
-    pub raw: HashMap<String, (u32, u64)>,
-    by_key: HashMap<String, u32>,
-    /// Per block: folded key, raw spellings, rows.
-    pub blocks: Vec<ArtistBlock>,
-}
-
-pub(crate) struct ArtistBlock {
-    pub key: String,
-    pub spellings: Vec<String>,
-    pub rows: u64,
-}
-
-impl ArtistBlocks {
-    pub fn load(conn: &Connection) -> Result<ArtistBlocks> {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT artist, count(*) FROM library_index WHERE {ARTIST_ROWS} GROUP BY artist"
-        ))?;
-        let mut rows = stmt.query([])?;
-        let mut by_key: HashMap<String, u32> = HashMap::new();
-        let mut out = ArtistBlocks {
-            raw: HashMap::new(),
-            by_key: HashMap::new(),
-            blocks: Vec::new(),
-        };
-        while let Some(r) = rows.next()? {
-            let artist: String = r.get(0)?;
-            let n = r.get::<_, i64>(1)? as u64;
-            let key = artist_key(&artist);
-            if key.is_empty() {
-                continue;
-            }
-            let block = *by_key.entry(key.clone()).or_insert_with(|| {
-                out.blocks.push(ArtistBlock {
-                    key,
-                    spellings: Vec::new(),
-                    rows: 0,
-                });
-                (out.blocks.len() - 1) as u32
-            });
-            let b = &mut out.blocks[block as usize];
-            b.spellings.push(artist.clone());
-            b.rows += n;
-            out.raw.insert(artist, (block, n));
-        }
-        out.by_key = by_key;
-        Ok(out)
-    }
-
-    pub fn block_of(&self, artist: &str) -> Option<&ArtistBlock> {
-        // The common case: the exact spelling is in the index.
-        if let Some((b, _)) = self.raw.get(artist) {
-            return Some(&self.blocks[*b as usize]);
-        }
-        let b = self.by_key.get(&artist_key(artist))?;
-        Some(&self.blocks[*b as usize])
-    }
-}
-
-/// Distinct titles above this many in one artist block are compared only within
-/// sub-blocks that share their first or last two characters: a pair similar enough to
-/// matter almost always agrees at one end, and "Various Artists" with 50k titles must
-/// not cost 10⁹ comparisons.
-const LARGE_BLOCK: usize = 2000;
-
-/// A fuzzy group before its rows are read.
-struct Cluster {
-    artist_key: String,
-    confidence: f64,
-    ids: Vec<i64>,
-}
-
-/// Fuzzy clusters: per artist block, titles grouped by exact normalised key, then keys
-/// joined while every pair reaches `min_score` with the same numbers (complete linkage;
-/// see [`cluster_titles`]).
-fn fuzzy_clusters(
-    conn: &Connection,
-    min_score: f64,
-    summary: &mut DupesSummary,
-) -> Result<Vec<Cluster>> {
-    let mut phase = Instant::now();
-    let artists = ArtistBlocks::load(conn)?;
-    summary.timings.fuzzy_artists_secs = lap(&mut phase);
-    // One pass over the (artist, title) index in raw artist order. A block whose only
-    // spelling has been read completely is processed at once; blocks with several
-    // spellings wait until all of them have been read.
-    let mut stmt = conn.prepare(&format!(
-        "SELECT artist, id, title FROM library_index WHERE {ARTIST_ROWS} ORDER BY artist"
-    ))?;
-    let mut rows = stmt.query([])?;
-    let mut pending: HashMap<u32, (usize, Vec<(i64, String)>)> = HashMap::new();
-    let mut current: Option<(String, Vec<(i64, String)>)> = None;
-    let mut clusters: Vec<Cluster> = Vec::new();
-
-    let mut finish_spelling = |artist: String,
-                               entries: Vec<(i64, String)>,
-                               clusters: &mut Vec<Cluster>,
-                               summary: &mut DupesSummary| {
-        let Some(&(block, _)) = artists.raw.get(&artist) else {
-            return;
-        };
-        let b = &artists.blocks[block as usize];
-        if b.rows < 2 {
-            return;
-        }
-        let entries = if b.spellings.len() == 1 {
-            entries
-        } else {
-            let slot = pending.entry(block).or_default();
-            slot.0 += 1;
-            slot.1.extend(entries);
-            if slot.0 < b.spellings.len() {
-                return;
-            }
-            pending.remove(&block).map(|s| s.1).unwrap_or_default()
-        };
-        summary.artist_blocks += 1;
-        let started = Instant::now();
-        let found = cluster_titles(&entries, min_score, summary);
-        summary.timings.fuzzy_cluster_secs += started.elapsed().as_secs_f64();
-        for (confidence, ids) in found {
-            clusters.push(Cluster {
-                artist_key: b.key.clone(),
-                confidence,
-                ids,
-            });
-        }
-    };
-
-    while let Some(r) = rows.next()? {
-        let artist = r.get_ref(0)?.as_str()?;
-        let id: i64 = r.get(1)?;
-        let title: String = r.get(2)?;
-        match &mut current {
-            Some((a, entries)) if a == artist => entries.push((id, title)),
-            _ => {
-                if let Some((a, entries)) = current.take() {
-                    finish_spelling(a, entries, &mut clusters, summary);
-                }
-                current = Some((artist.to_string(), vec![(id, title)]));
-            }
-        }
-    }
-    if let Some((a, entries)) = current.take() {
-        finish_spelling(a, entries, &mut clusters, summary);
-    }
-    drop(rows);
-    summary.timings.fuzzy_scan_secs = lap(&mut phase);
-    Ok(clusters)
-}
-
-/// Read the rows of fuzzy clusters and rank them.
-fn fetch_clusters(conn: &Connection, clusters: Vec<Cluster>) -> Result<Vec<DupeGroup>> {
-    // Read the members in rowid order: neighbouring rows share pages, where cluster
-    // order would jump around the table.
-    let mut wanted: Vec<(i64, usize)> = clusters
-        .iter()
-        .enumerate()
-        .flat_map(|(c, cluster)| cluster.ids.iter().map(move |&id| (id, c)))
-        .collect();
-    wanted.sort_unstable();
-    let mut members: Vec<Vec<LibraryFile>> = vec![Vec::new(); clusters.len()];
-    let mut by_id = conn.prepare(&format!(
-        "SELECT {FILE_COLUMNS} FROM library_index WHERE id = ?1"
-    ))?;
-    for (id, c) in wanted {
-        members[c].push(by_id.query_row([id], LibraryFile::from_row)?);
-    }
-    let mut groups = Vec::with_capacity(clusters.len());
-    for (cluster, files) in clusters.into_iter().zip(members) {
-        // Similar titles of different lengths are different recordings (or edits).
-        for (mut files, uncertain) in split_by_duration(files) {
-            rank(&mut files);
-            let title = files[0].title.as_deref().map(title_key).unwrap_or_default();
-            groups.push(DupeGroup {
-                kind: MatchKind::Fuzzy,
-                key: format!("{} - {}", cluster.artist_key, title),
-                confidence: if uncertain {
-                    cluster.confidence.min(UNKNOWN_DURATION_CONFIDENCE)
-                } else {
-                    cluster.confidence
-                },
-                files,
-            });
-        }
-    }
-    Ok(groups)
-}
-
-/// Cluster one artist's titles. Returns (lowest similarity of any pair, member ids) for
-/// every cluster of two or more files.
-///
-/// Complete linkage: every pair of titles in a cluster is similar enough and has the
-/// same numbers ([`numbers_of_key`]), so a chain "Song for Clara" – "Song for Maya" –
-/// "Song for Yara" whose ends differ more than allowed never becomes one cluster.
-pub(crate) fn cluster_titles(
-    entries: &[(i64, String)],
-    min_score: f64,
-    summary: &mut DupesSummary,
-) -> Vec<(f64, Vec<i64>)> {
-    // Identical normalised titles first: sorted together, no comparisons.
-    let mut keyed: Vec<(String, i64)> = entries
-        .iter()
-        .filter_map(|(id, title)| {
-            let k = title_key(title);
-            (!k.is_empty()).then_some((k, *id))
-        })
-        .collect();
-    keyed.sort_unstable();
-    // Distinct keys as runs of `keyed`: key i is keyed[starts[i]..starts[i + 1]].
-    let mut starts: Vec<usize> = Vec::with_capacity(keyed.len() + 1);
-    for (x, (k, _)) in keyed.iter().enumerate() {
-        if x == 0 || keyed[x - 1].0 != *k {
-            starts.push(x);
-        }
-    }
-    let n = starts.len();
-    starts.push(keyed.len());
-    if n == keyed.len() && n < 2 {
-        return Vec::new();
-    }
-    let prepared: Vec<Prepared> = starts[..n]
-        .iter()
-        .map(|&x| Prepared::new(&keyed[x].0))
-        .collect();
-    let numbers: Vec<Vec<u64>> = starts[..n]
-        .iter()
-        .map(|&x| numbers_of_key(&keyed[x].0))
-        .collect();
-    // Similar pairs (i < j) and their similarity.
-    let mut edges: HashMap<(u32, u32), f64> = HashMap::new();
-
-    let mut compare_within = |members: &mut Vec<usize>, edges: &mut HashMap<(u32, u32), f64>| {
-        members.sort_by_key(|&i| prepared[i].len());
-        for (x, &i) in members.iter().enumerate() {
-            for &j in &members[x + 1..] {
-                // Sorted by length: once j is too long for i, so is every later one.
-                if (prepared[i].len() as f64) < min_score * prepared[j].len() as f64 - 1e-9 {
-                    break;
-                }
-                // "Part 1" and "Part 2" are two works, whatever the letters say.
-                // (Lengths first: most titles have none, and slices compare by memcmp.)
-                if numbers[i].len() != numbers[j].len()
-                    || (!numbers[i].is_empty() && numbers[i] != numbers[j])
-                {
-                    continue;
-                }
-                summary.title_comparisons += 1;
-                if let Some(s) = similarity_at_least(&prepared[i], &prepared[j], min_score) {
-                    edges.insert((i.min(j) as u32, i.max(j) as u32), s);
-                }
-            }
-        }
-    };
-    if n <= LARGE_BLOCK {
-        let mut all: Vec<usize> = (0..n).collect();
-        compare_within(&mut all, &mut edges);
-    } else {
-        for end in [Ends::First, Ends::Last] {
-            let mut buckets: HashMap<String, Vec<usize>> = HashMap::new();
-            for (i, &x) in starts[..n].iter().enumerate() {
-                buckets.entry(end.of(&keyed[x].0)).or_default().push(i);
-            }
-            for members in buckets.values_mut() {
-                compare_within(members, &mut edges);
-            }
-        }
-    }
-
-    // Agglomerate, most similar pair first; two clusters merge only when every pair
-    // across them is an edge. Ties are broken by key order, so the result is stable.
-    // Most blocks have no edge at all: only keys on an edge get a member list.
-    let mut order: Vec<((u32, u32), f64)> = edges.iter().map(|(&k, &v)| (k, v)).collect();
-    order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let mut cluster_of: Vec<u32> = (0..n as u32).collect();
-    let mut members: HashMap<u32, Vec<u32>> = HashMap::new();
-    let mut low: HashMap<u32, f64> = HashMap::new();
-    for ((i, j), _) in order {
-        let (ci, cj) = (cluster_of[i as usize], cluster_of[j as usize]);
-        if ci == cj {
-            continue;
-        }
-        let mi = members.remove(&ci).unwrap_or_else(|| vec![ci]);
-        let mj = members.remove(&cj).unwrap_or_else(|| vec![cj]);
-        let mut cross_low = 1.0f64;
-        let complete = mi.iter().all(|&a| {
-            mj.iter().all(|&b| match edges.get(&(a.min(b), a.max(b))) {
-                Some(&s) => {
-                    cross_low = cross_low.min(s);
-                    true
-                }
-                None => false,
-            })
-        });
-        if !complete {
-            members.insert(ci, mi);
-            members.insert(cj, mj);
-            continue;
-        }
-        let (keep, mut kept, gone, moved) = if mi.len() >= mj.len() {
-            (ci, mi, cj, mj)
-        } else {
-            (cj, mj, ci, mi)
-        };
-        for &m in &moved {
-            cluster_of[m as usize] = keep;
-        }
-        kept.extend(moved);
-        members.insert(keep, kept);
-        let l = [low.remove(&gone), low.get(&keep).copied(), Some(cross_low)]
-            .into_iter()
-            .flatten()
-            .fold(1.0f64, f64::min);
-        low.insert(keep, l);
-    }
-
-    let mut slot_of_cluster = vec![usize::MAX; n];
-    let mut out: Vec<(f64, Vec<i64>)> = Vec::new();
-    for i in 0..n {
-        let c = cluster_of[i] as usize;
-        if slot_of_cluster[c] == usize::MAX {
-            slot_of_cluster[c] = out.len();
-            out.push((low.get(&(c as u32)).copied().unwrap_or(1.0), Vec::new()));
-        }
-        let ids = keyed[starts[i]..starts[i + 1]].iter().map(|(_, id)| *id);
-        out[slot_of_cluster[c]].1.extend(ids);
-    }
-    out.retain(|(_, ids)| ids.len() > 1);
-    out
-}
-
-#[derive(Clone, Copy)]
-enum Ends {
-    First,
-    Last,
-}
-
-impl Ends {
-    fn of(self, k: &str) -> String {
-        match self {
-            Ends::First => k.chars().take(2).collect(),
-            Ends::Last => {
-                let mut v: Vec<char> = k.chars().rev().take(2).collect();
-                v.reverse();
-                v.into_iter().collect()
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dupes::similarity::similarity;
-
-    fn plan(conn: &Connection, sql: &str) -> String {
-        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let rows = stmt
-            .query_map([], |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .unwrap();
-        rows.join("\n")
-    }
-
-    #[test]
-    fn queries_read_the_partial_indexes() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = crate::store::open(&dir.path().join("db")).unwrap();
-        for (sql, index) in [
-            (
-                format!(
-                    "SELECT file_content_hash FROM library_index WHERE {CONTENT_ROWS}
-                     GROUP BY file_content_hash HAVING count(*) > 1"
-                ),
-                "COVERING INDEX idx_dupes_content",
-            ),
-            (
-                format!(
-                    "SELECT metadata_hash FROM library_index WHERE {METADATA_ROWS}
-                     GROUP BY metadata_hash HAVING count(*) > 1"
-                ),
-                "COVERING INDEX idx_dupes_metadata",
-            ),
-            (
-                format!(
-                    "SELECT artist, count(*) FROM library_index WHERE {ARTIST_ROWS} GROUP BY artist"
-                ),
-                "idx_dupes_artist",
-            ),
-            (
-                format!(
-                    "SELECT artist, id, title FROM library_index WHERE {ARTIST_ROWS} ORDER BY artist"
-                ),
-                "idx_dupes_artist",
-            ),
-            (
-                format!("SELECT id, title FROM library_index WHERE artist = 'x' AND {ARTIST_ROWS}"),
-                "idx_dupes_artist",
-            ),
-            (
-                format!(
-                    "SELECT {FILE_COLUMNS} FROM library_index
-                     WHERE file_content_hash = 'x' AND {CONTENT_ROWS}"
-                ),
-                "idx_dupes_content",
-            ),
-            (
-                format!(
-                    "SELECT {FILE_COLUMNS} FROM library_index
-                     WHERE metadata_hash = 'x' AND {METADATA_ROWS}"
-                ),
-                "idx_dupes_metadata",
-            ),
-        ] {
-            let p = plan(&conn, &sql);
-            assert!(p.contains(index), "{sql}\n{p}");
-            assert!(
-                !p.contains("TEMP B-TREE"),
-                "sorts instead of using the index: {sql}\n{p}"
-            );
-        }
-    }
-
-    fn entries(titles: &[&str]) -> Vec<(i64, String)> {
-        titles
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (i as i64, t.to_string()))
-            .collect()
-    }
-
-    fn clusters(titles: &[&str], min: f64) -> Vec<Vec<i64>> {
-        let mut s = DupesSummary::default();
-        let mut out: Vec<Vec<i64>> = cluster_titles(&entries(titles), min, &mut s)
-            .into_iter()
-            .map(|(_, mut ids)| {
-                ids.sort();
-                ids
-            })
-            .collect();
-        out.sort();
-        out
-    }
-
-    #[test]
-    fn titles_cluster_by_similarity() {
-        let got = clusters(
-            &[
-                "Crazy in Love",
-                "Crazy In Love (Radio Edit)",
-                "Halo",
-                "Crazy in Luv",
-                "Single Ladies",
-                "Halo [HD]",
-                "Irreplaceable",
-            ],
-            0.8,
-        );
-        assert_eq!(got, vec![vec![0, 1, 3], vec![2, 5]]);
-        // Stricter: the misspelling (0.85) no longer joins.
-        assert_eq!(
-            clusters(&["Crazy in Love", "Crazy in Luv", "Crazy in love"], 0.9),
-            vec![vec![0, 2]]
-        );
-    }
-
-    #[test]
-    fn large_blocks_still_find_near_titles() {
-        let mut rng = fastrand::Rng::with_seed(11);
-        let word = |rng: &mut fastrand::Rng| -> String {
-            (0..rng.usize(3..9))
-                .map(|_| rng.alphabetic().to_ascii_lowercase())
-                .collect()
-        };
-        let mut titles: Vec<String> = (0..LARGE_BLOCK + 500)
-            .map(|_| format!("{} {} {}", word(&mut rng), word(&mut rng), word(&mut rng)))
-            .collect();
-        let n = titles.len() as i64;
-        // An edition suffix, a typo at the end, a typo at the start.
-        titles.push(format!("{} (Remastered 2011)", titles[7]));
-        titles.push(format!("{}x", titles[42]));
-        titles.push(format!("x{}", &titles[99][1..]));
-        let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
-        let got = clusters(&refs, 0.9);
-        assert_eq!(got, vec![vec![7, n], vec![42, n + 1], vec![99, n + 2]]);
-    }
 
     #[test]
     fn quality_ranking() {
@@ -1052,87 +450,6 @@ mod tests {
         rank(&mut files);
         let order: String = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(order, "cefdab");
-    }
-
-    #[test]
-    fn chains_of_similar_titles_do_not_merge() {
-        // Clara–Yara and Yara–Maya are within 0.8, Clara–Maya is not.
-        let t = ["Song for Clara", "Song for Maya", "Song for Yara"];
-        let mut s = DupesSummary::default();
-        let sim = |a: usize, b: usize| similarity(&title_key(t[a]), &title_key(t[b]));
-        assert!(sim(0, 1) < 0.8);
-        assert!(sim(0, 2) >= 0.8 && sim(1, 2) >= 0.8);
-        let got = cluster_titles(&entries(&t), 0.8, &mut s);
-        assert_eq!(got.len(), 1, "{got:?}");
-        let mut ids = got[0].1.clone();
-        ids.sort();
-        // The closer pair (Clara–Yara, 0.857 over 0.846) wins; Maya stays alone.
-        assert_eq!(ids, vec![0, 2]);
-        // Every pair of every cluster matches, over many seeded blocks of near titles.
-        let mut rng = fastrand::Rng::with_seed(12);
-        for _ in 0..200 {
-            let base: String = (0..rng.usize(6..12)).map(|_| rng.lowercase()).collect();
-            let titles: Vec<String> = (0..rng.usize(3..12))
-                .map(|_| {
-                    let mut c: Vec<char> = base.chars().collect();
-                    for _ in 0..rng.usize(0..4) {
-                        let at = rng.usize(..c.len());
-                        c[at] = rng.lowercase();
-                    }
-                    c.into_iter().collect()
-                })
-                .collect();
-            let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
-            for (low, ids) in cluster_titles(&entries(&refs), 0.8, &mut s) {
-                for &a in &ids {
-                    for &b in &ids {
-                        let sim = similarity(&titles[a as usize], &titles[b as usize]);
-                        assert!(sim >= 0.8 && sim >= low - 1e-9, "{titles:?} {ids:?}");
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn numbered_titles_never_cluster() {
-        for pair in [
-            [
-                "Another Brick in the Wall, Part 1",
-                "Another Brick in the Wall, Part 2",
-            ],
-            ["Symphony No. 5", "Symphony No. 6"],
-            ["Piano Sonata 14", "Piano Sonata 18"],
-            ["Op. 27 No. 1", "Op. 27 No. 2"],
-            ["Greatest Hits Vol. II", "Greatest Hits Vol. III"],
-            ["Revolution 1", "Revolution 9"],
-            ["Revolution 1", "Revolution"],
-            ["I. Allegro con brio", "II. Allegro con brio"],
-        ] {
-            assert_eq!(clusters(&pair, 0.5), Vec::<Vec<i64>>::new(), "{pair:?}");
-        }
-        // The same number, however written, and edition suffixes still group.
-        assert_eq!(
-            clusters(
-                &[
-                    "Another Brick in the Wall, Part 2",
-                    "Another Brick In The Wall (Part II)"
-                ],
-                0.8
-            ),
-            vec![vec![0, 1]]
-        );
-        assert_eq!(
-            clusters(
-                &[
-                    "Revolution 9 (Original Mix)",
-                    "Revolution 9 - Remastered",
-                    "Revolution 9 [HD]"
-                ],
-                0.8
-            ),
-            vec![vec![0, 1, 2]]
-        );
     }
 
     fn timed(id: i64, duration: Option<f64>) -> LibraryFile {

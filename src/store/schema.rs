@@ -62,7 +62,7 @@ pub const MIGRATIONS: &[&str] = &[
     // the dupes and vet queries read an index, never the whole table. SQLite re-checks
     // the query's conditions on each row, so every column they name is in the index
     // (covering: no table lookups). The WHERE clauses are repeated verbatim in
-    // `dupes::groups`, as SQLite needs in order to use a partial index.
+    // `dupes::sql`, as SQLite needs in order to use a partial index.
     "CREATE INDEX idx_dupes_content ON library_index(file_content_hash, is_active)
         WHERE is_active = 1 AND file_content_hash IS NOT NULL;
     CREATE INDEX idx_dupes_metadata ON library_index(metadata_hash, is_active, file_content_hash)
@@ -301,7 +301,7 @@ pub const MIGRATIONS: &[&str] = &[
     // key that recognises a moved file; beside it the payload's length, without which two
     // silent-ended PCM recordings would be one. NULL on rows indexed before it existed,
     // until a `--full` run or a re-read fills it. A partial covering index, like those of
-    // migration 2, answers `dupes` and `vet` (the WHERE is `dupes::groups::AUDIO_ROWS`);
+    // migration 2, answers `dupes` and `vet` (the WHERE is `dupes::sql::AUDIO_ROWS`);
     // moves look rows up by id and path. The view lists the table's columns by name, so
     // it is rebuilt with the new ones last, in table order.
     "ALTER TABLE library_index ADD COLUMN audio_hash TEXT;
