@@ -39,15 +39,7 @@ fn distinct_audio(path: &Path) {
     };
     let (a, b) = p.pieces[p.pieces.len() / 2];
     let at = (a + (b - a) / 2) as usize;
-    // FNV-1a of the path, nonzero: four bytes, so two paths collide once in 2^32.
-    let seed = path
-        .as_os_str()
-        .as_encoded_bytes()
-        .iter()
-        .fold(0x811c_9dc5u32, |h, &b| {
-            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-        })
-        | 1;
+    let seed = path_salt(path);
     let at = at.min(b as usize - 4).max(a as usize);
     for (i, k) in seed.to_le_bytes().into_iter().enumerate() {
         data[at + i] ^= k;
@@ -62,24 +54,10 @@ fn distinct_audio(path: &Path) {
             .sum();
         let end = page + 27 + segs + body;
         data[page + 22..page + 26].fill(0);
-        let crc = ogg_crc(&data[page..end]);
+        let crc = musicdex::r#gen::mutate::ogg_crc(&data[page..end]);
         data[page + 22..page + 26].copy_from_slice(&crc.to_le_bytes());
     }
     fs::write(path, data).unwrap();
-}
-
-fn ogg_crc(data: &[u8]) -> u32 {
-    data.iter().fold(0u32, |mut crc, &b| {
-        crc ^= u32::from(b) << 24;
-        for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 {
-                (crc << 1) ^ 0x04c1_1db7
-            } else {
-                crc << 1
-            };
-        }
-        crc
-    })
 }
 
 fn retag(path: &Path, artist: Option<&str>, title: Option<&str>) {

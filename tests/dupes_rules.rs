@@ -51,14 +51,7 @@ fn mp3(path: &Path, kbps: u32, secs: f64, artist: &str, title: &str) -> PathBuf 
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     // Silence is silence: since the audio hash (issue 15) equal streams are one
     // recording, so each file's stream is salted by its path to make it a song of its own.
-    let salt = path
-        .as_os_str()
-        .as_encoded_bytes()
-        .iter()
-        .fold(0x811c_9dc5u32, |h, &b| {
-            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-        })
-        | 1;
+    let salt = path_salt(path);
     fs::write(path, mp3_frames(kbps, secs, salt)).unwrap();
     let mut tag = Tag::new(TagType::Id3v2);
     tag.set_artist(artist.to_string());

@@ -460,7 +460,7 @@ pub fn write_case(dir: &Path, name: &str, seed: u64) -> Result<Vec<PathBuf>> {
 }
 
 /// The Ogg page checksum: CRC-32, polynomial 0x04c11db7, not reflected, zero start.
-fn ogg_crc(data: &[u8]) -> u32 {
+pub fn ogg_crc(data: &[u8]) -> u32 {
     let mut crc = 0u32;
     for &b in data {
         crc ^= u32::from(b) << 24;

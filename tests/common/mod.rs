@@ -149,3 +149,15 @@ pub fn musicdex_unprivileged() -> Command {
         Command::new(bin())
     }
 }
+
+/// A nonzero salt from a path (FNV-1a of its bytes), for tests that must make each
+/// generated song's audio distinct: two paths collide once in 2^32.
+pub fn path_salt(path: &Path) -> u32 {
+    path.as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0x811c_9dc5u32, |h, &b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        })
+        | 1
+}
