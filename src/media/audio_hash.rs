@@ -259,26 +259,6 @@ pub fn audio_hash_of_file(path: &Path) -> io::Result<Option<String>> {
     })
 }
 
-/// Fill a record's audio hash by the reference path, reading the file again (the page
-/// cache holds the head and tail just read). Every engine calls it on every record it
-/// read, so the three give the same value; a file that cannot be read gets none, and
-/// its `error` column already says why.
-///
-/// Returns the bytes it read beyond [`beyond_head_and_tail`]'s first reads: what the audio
-/// hash costs an engine that holds those (`--metrics`).
-pub fn fill(record: &mut super::FileRecord) -> u64 {
-    if record.content_hash.is_none() || record.audio_hash.is_some() {
-        return 0;
-    }
-    let Ok(file) = File::open(&record.path) else {
-        return 0;
-    };
-    let (hash, len, extra) = of_file(&file, record.stat.size, &mut Vec::new());
-    record.audio_hash = hash;
-    record.audio_len = len;
-    extra
-}
-
 /// The audio hash of an open file of `size` bytes (its stat size) whose `held` bytes are
 /// read already: the rest is read from the file as [`step`] asks. Also returns the bytes
 /// read beyond the engines' first reads. A read that fails or comes up short (the file
