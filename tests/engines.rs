@@ -511,3 +511,116 @@ fn uring_falls_back_to_threads_when_refused() {
     index_json(&lib, &seq, &["--engine", "sequential"]);
     assert_same_rows(&rows(&seq), &rows(&db), "fallback");
 }
+
+/// The audio hash done in batches after the parse (issue 15): one folder that one thread
+/// takes as one batch of sixteen, mixing music-mix files whose cover pushes the payload
+/// past the head read, small files whose payload follows a big cover, files with no
+/// audio hash, and unreadable ones. Every engine writes the reference's rows, and every
+/// audio hash is the module's reference; a retagged copy keeps its original's.
+#[test]
+fn audio_hash_batches_mix_big_covers_files_without_one_and_unreadable_ones() {
+    use musicdex::media::audio_hash::audio_hash_of_file;
+    let tmp = tempfile::tempdir().unwrap();
+    let generated = tmp.path().join("gen");
+    dev_ok(&[
+        "gen-library",
+        generated.to_str().unwrap(),
+        "--files",
+        "9",
+        "--mix",
+        "music",
+        "--seed",
+        "4",
+    ]);
+    let lib = tmp.path().join("lib");
+    let dir = lib.join("One batch");
+    fs::create_dir_all(&dir).unwrap();
+    let mut stack = vec![generated];
+    let mut i = 0;
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let ext = p.extension().unwrap().to_str().unwrap().to_owned();
+                fs::rename(&p, dir.join(format!("gen{i:02}.{ext}"))).unwrap();
+                i += 1;
+            }
+        }
+    }
+    assert_eq!(i, 9);
+    let beets = corpus().join("files/beets");
+    for (k, name) in ["full.mp3", "full.flac", "full.ogg"]
+        .into_iter()
+        .enumerate()
+    {
+        let p = dir.join(format!("cover-{name}"));
+        fs::copy(beets.join(name), &p).unwrap();
+        assert!(add_cover(&p, 300_000, k as u64), "{name}");
+    }
+    fs::copy(beets.join("full.mp3"), dir.join("full.mp3")).unwrap();
+    let mut rng = fastrand::Rng::with_seed(4);
+    let noise: Vec<u8> = (0..200_000).map(|_| rng.u8(..)).collect();
+    fs::write(dir.join("noise.mp3"), noise).unwrap();
+    fs::write(dir.join("notes.txt"), "not audio\n").unwrap();
+    fs::copy(dir.join("cover-full.flac"), dir.join("locked.flac")).unwrap();
+    open_to_all(tmp.path());
+    chmod(&dir.join("locked.flac"), 0o000);
+
+    let as_root = unsafe { libc::geteuid() } == 0;
+    let mut want: Option<BTreeMap<String, Value>> = None;
+    for engine in ["sequential", "threads", "uring"] {
+        let db = tmp.path().join(format!("{engine}.db"));
+        let mut cmd = musicdex_unprivileged();
+        cmd.args(["index", lib.to_str().unwrap(), "--db", db.to_str().unwrap()]);
+        cmd.args(["--json", "--threads", "1", "--ext", "*", "--engine", engine]);
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{engine}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(n(&s, "files_found"), 16, "{s}");
+        if engine != "sequential" {
+            // The payloads past the head were read after the parse.
+            assert!(n(&s["metrics"], "audio_extra_bytes") > 0, "{engine}: {s}");
+        }
+        let got = rows(&db);
+        match &want {
+            Some(w) => assert_same_rows(w, &got, engine),
+            None => want = Some(got.clone()),
+        }
+        let by_name: BTreeMap<&str, &Value> = got
+            .values()
+            .map(|r| (r["filename"].as_str().unwrap(), r))
+            .collect();
+        for (name, r) in &by_name {
+            if *name == "locked.flac" {
+                if as_root {
+                    let e = r["error"].as_str().unwrap_or_default();
+                    assert!(e.starts_with("open: Permission denied"), "{r}");
+                }
+                continue;
+            }
+            let reference = audio_hash_of_file(&dir.join(name)).unwrap();
+            assert_eq!(
+                r["audio_hash"].as_str(),
+                reference.as_deref(),
+                "{engine} {name}"
+            );
+            if ["noise.mp3", "notes.txt"].contains(name) {
+                assert!(reference.is_none(), "{name}");
+            }
+        }
+        assert_eq!(
+            by_name["cover-full.mp3"]["audio_hash"],
+            by_name["full.mp3"]["audio_hash"]
+        );
+        assert_ne!(
+            by_name["cover-full.mp3"]["file_content_hash"],
+            by_name["full.mp3"]["file_content_hash"]
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! The per-file pipeline of the `threads` and `uring` engines, written once: decide from
-//! the stat → first reads → hash in batches of eight → parse, fetching what the parse
-//! asks for → record.
+//! the stat → first reads → hash in batches → parse, fetching what the parse asks for →
+//! the audio payload's reads, if the first ones did not hold it → its hash, in batches →
+//! record.
 //!
 //! It does no I/O. A backend (blocking syscalls in [`super::threads`], io_uring chains in
 //! [`super::uring`]) moves the bytes a [`Job`] asks for and reports how that went; the
@@ -13,7 +14,7 @@ use std::io;
 use std::path::PathBuf;
 
 use super::{Counters, EngineContext};
-use crate::media::audio_hash::{self, Located, Step};
+use crate::media::audio_hash::{self, Located};
 use crate::media::budget::Limits;
 use crate::media::hash::{self, CHUNK};
 use crate::media::problem::Problem;
@@ -94,6 +95,9 @@ pub enum Next {
     Read(Vec<(u64, usize)>),
     /// First reads in: hash with others ([`hash_together`]), then [`Job::parse`].
     Hash,
+    /// Parsed, and the audio payload's bytes held: hash with others
+    /// ([`hash_audio_together`]), then [`Job::audio_hashed`].
+    AudioHash,
     /// Parse from the file itself: [`Job::from_file`].
     FromFile,
     /// Record the file the reference engine's way: [`Job::reference`].
@@ -117,6 +121,9 @@ pub struct Job {
     parsed: Option<Box<Result<Parsed, String>>>,
     /// The audio hash and payload length once known (`Some((None, None))`: none).
     audio: Option<(Option<String>, Option<u64>)>,
+    /// Where the payload lies, once found: the answer depends only on the file's bytes,
+    /// so it holds whatever is read later, and is never looked for twice.
+    payload: Option<Box<audio_hash::Payload>>,
     audio_rounds: u32,
     /// Bytes read for the audio hash beyond the first reads.
     audio_bytes: u64,
@@ -134,6 +141,7 @@ impl Job {
             limits,
             parsed: None,
             audio: None,
+            payload: None,
             audio_rounds: 0,
             audio_bytes: 0,
         }
@@ -206,29 +214,54 @@ impl Job {
         }
     }
 
-    /// The audio hash from the bytes held after the parse (which may have fetched the
-    /// payload's head already), or the reads it needs first; then the record.
+    /// After the parse: the reads the audio hash needs, or (payload held) its turn in a
+    /// batch ([`Next::AudioHash`]), or the record.
     fn audio(&mut self) -> Next {
         if self.audio.is_none() {
-            match audio_hash::step(self.stat.size, &self.segments) {
-                Step::Done(h) => {
-                    let len = h
-                        .as_ref()
-                        .and_then(|_| audio_hash::payload_len(self.stat.size, &self.segments));
-                    self.audio = Some((h, len));
-                }
-                Step::Read(_) if self.audio_rounds >= AUDIO_ROUNDS => return Next::FromFile,
-                Step::Read(plan) => {
-                    self.audio_rounds += 1;
-                    let size = self.stat.size;
-                    self.audio_bytes += plan
-                        .iter()
-                        .map(|&(o, l)| audio_hash::beyond_head_and_tail(size, o, l as u64))
-                        .sum::<u64>();
-                    return Next::Read(plan);
-                }
-            }
+            let size = self.stat.size;
+            let payload = match self.payload.take() {
+                Some(p) => p,
+                None => match audio_hash::locate(size, &self.segments) {
+                    Located::None => {
+                        self.audio = Some((None, None));
+                        return self.done();
+                    }
+                    Located::Need(plan) => return self.audio_reads(plan),
+                    Located::Found(p) => Box::new(p),
+                },
+            };
+            let missing = payload.missing(size, &self.segments);
+            self.payload = Some(payload);
+            return if missing.is_empty() {
+                Next::AudioHash
+            } else {
+                self.audio_reads(missing)
+            };
         }
+        self.done()
+    }
+
+    /// Reads for the audio hash, counted; past [`AUDIO_ROUNDS`] the file is read instead.
+    fn audio_reads(&mut self, plan: Vec<(u64, usize)>) -> Next {
+        if self.audio_rounds >= AUDIO_ROUNDS {
+            return Next::FromFile;
+        }
+        self.audio_rounds += 1;
+        let size = self.stat.size;
+        self.audio_bytes += plan
+            .iter()
+            .map(|&(o, l)| audio_hash::beyond_head_and_tail(size, o, l as u64))
+            .sum::<u64>();
+        Next::Read(plan)
+    }
+
+    /// Its audio hash in (from [`hash_audio_together`]): the record.
+    pub fn audio_hashed(&mut self) -> Next {
+        debug_assert!(self.audio.is_some(), "hashed by hash_audio_together");
+        self.done()
+    }
+
+    fn done(&mut self) -> Next {
         let parsed = self.parsed.take().expect("parsed before the audio hash");
         Next::Done(Box::new(self.record(*parsed)))
     }
@@ -316,24 +349,46 @@ pub fn hash_together<'a>(jobs: impl IntoIterator<Item = &'a mut Job>) {
         j.content = Some(h);
     }
     // The audio hash of every file whose payload the first reads hold (small tags: most
-    // files), in the same eight lanes; the others finish it after the parse.
-    let mut payloads: Vec<(usize, audio_hash::Payload)> = Vec::new();
-    for (i, j) in jobs.iter_mut().enumerate() {
+    // files), in the same lanes; the others finish it after the parse
+    // ([`hash_audio_together`]), with the payload found here kept for them.
+    for j in jobs.iter_mut() {
         match audio_hash::locate(j.stat.size, &j.segments) {
             Located::None => j.audio = Some((None, None)),
-            Located::Found(p) if p.missing(j.stat.size, &j.segments).is_empty() => {
-                payloads.push((i, p))
-            }
-            _ => {}
+            Located::Found(p) => j.payload = Some(Box::new(p)),
+            Located::Need(_) => {}
         }
     }
-    let items: Vec<(&audio_hash::Payload, u64, &[Segment])> = payloads
+    hash_payloads(jobs.into_iter().filter(|j| {
+        j.payload
+            .as_ref()
+            .is_some_and(|p| p.missing(j.stat.size, &j.segments).is_empty())
+    }));
+}
+
+/// Hash the audio payloads of jobs that reached [`Next::AudioHash`], together, in the
+/// lanes of one MD5 kernel: the same hash [`audio_hash::step`] gives one file at a time.
+/// Each job then goes on with [`Job::audio_hashed`].
+pub fn hash_audio_together<'a>(jobs: impl IntoIterator<Item = &'a mut Job>) {
+    hash_payloads(jobs);
+}
+
+/// The audio hash of jobs whose payload is found and held.
+fn hash_payloads<'a>(jobs: impl IntoIterator<Item = &'a mut Job>) {
+    let mut jobs: Vec<&mut Job> = jobs.into_iter().collect();
+    if jobs.is_empty() {
+        return;
+    }
+    let items: Vec<(&audio_hash::Payload, u64, &[Segment])> = jobs
         .iter()
-        .map(|(i, p)| (p, jobs[*i].stat.size, jobs[*i].segments.as_slice()))
+        .map(|j| {
+            let p = j.payload.as_ref().expect("a payload found before its hash");
+            (&**p, j.stat.size, j.segments.as_slice())
+        })
         .collect();
     let audio = audio_hash::hashes(&items);
-    for ((i, p), h) in payloads.iter().zip(audio) {
+    for (j, h) in jobs.iter_mut().zip(audio) {
+        let p = j.payload.take().expect("a payload found before its hash");
         let len = h.as_ref().and(p.len);
-        jobs[*i].audio = Some((h, len));
+        j.audio = Some((h, len));
     }
 }

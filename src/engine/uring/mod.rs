@@ -71,6 +71,7 @@ fn worker(
         slots: (0..cfg.window).map(|_| Slot::default()).collect(),
         free: (0..cfg.window).rev().collect(),
         hashing: Vec::with_capacity(HASH_BATCH),
+        audio_hashing: Vec::with_capacity(HASH_BATCH),
         pool: Pool::default(),
         target: MIN_WINDOW.min(cfg.window),
         since_wait: 0,
@@ -94,6 +95,8 @@ enum Phase {
     Read,
     /// First reads in, waiting for enough others to hash together.
     Hash,
+    /// Parsed, the audio payload held, waiting for others to hash it with.
+    AudioHash,
 }
 
 /// One file in flight; its index is its direct-descriptor slot.
@@ -143,6 +146,8 @@ struct RingWorker<'a> {
     /// Slots whose first reads are in, hashed together once there are eight of them or
     /// nothing else is in flight.
     hashing: Vec<usize>,
+    /// Slots whose audio payload is held after the parse, hashed together the same way.
+    audio_hashing: Vec<usize>,
     /// Read buffers of finished files, reused so the hot path does not allocate.
     pool: Pool,
     /// Files to keep in flight now, between MIN_WINDOW and `cfg.window`: grows while the
@@ -170,7 +175,7 @@ impl RingWorker<'_> {
 
     /// Files with requests in the ring.
     fn in_flight(&self) -> usize {
-        self.busy() - self.hashing.len()
+        self.busy() - self.hashing.len() - self.audio_hashing.len()
     }
 
     fn run(&mut self, walk: &ParallelWalk) -> Result<()> {
@@ -205,6 +210,10 @@ impl RingWorker<'_> {
             if self.in_flight() == 0 {
                 if !self.hashing.is_empty() {
                     self.hash_pending()?;
+                    continue;
+                }
+                if !self.audio_hashing.is_empty() {
+                    self.hash_audio_pending()?;
                     continue;
                 }
                 if walk_done {
@@ -280,6 +289,14 @@ impl RingWorker<'_> {
                 }
                 Ok(())
             }
+            Next::AudioHash => {
+                self.slots[s].phase = Phase::AudioHash;
+                self.audio_hashing.push(s);
+                if self.audio_hashing.len() == HASH_BATCH {
+                    self.hash_audio_pending()?;
+                }
+                Ok(())
+            }
             Next::FromFile => {
                 // Blocking this thread, for the rare file whose parse needs more than the
                 // ring may hold for it.
@@ -332,7 +349,9 @@ impl RingWorker<'_> {
         let slot = &mut self.slots[s];
         match slot.phase {
             Phase::Free => unreachable!("completion for a free slot"),
-            Phase::Hash => unreachable!("no requests in flight while waiting for the hash"),
+            Phase::Hash | Phase::AudioHash => {
+                unreachable!("no requests in flight while waiting for the hash")
+            }
             Phase::Stat => {
                 let res = slot.results[0];
                 let stat = if res < 0 {
@@ -404,6 +423,24 @@ impl RingWorker<'_> {
         }
         self.hashing = queued;
         self.hashing.clear();
+        Ok(())
+    }
+
+    /// Hash the audio payloads waiting for it together, then record each file.
+    fn hash_audio_pending(&mut self) -> Result<()> {
+        let queued = std::mem::take(&mut self.audio_hashing);
+        pipeline::hash_audio_together(
+            self.slots
+                .iter_mut()
+                .filter(|slot| slot.phase == Phase::AudioHash)
+                .map(Slot::job),
+        );
+        for &s in &queued {
+            let next = self.slots[s].job().audio_hashed();
+            self.advance(s, next)?;
+        }
+        self.audio_hashing = queued;
+        self.audio_hashing.clear();
         Ok(())
     }
 

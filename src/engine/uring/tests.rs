@@ -117,6 +117,7 @@ fn a_chain_longer_than_the_queue_is_read_by_the_reference_path() {
         slots: (0..cfg.window).map(|_| Slot::default()).collect(),
         free: (0..cfg.window).rev().collect(),
         hashing: Vec::new(),
+        audio_hashing: Vec::new(),
         pool: Pool::default(),
         target: 1,
         since_wait: 0,
