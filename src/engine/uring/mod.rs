@@ -8,6 +8,11 @@
 //! are in flight at once: on a cold cache the win is the disk kept deep in requests, not
 //! cheaper syscalls. MD5 and the tag parse run on the same thread from the bytes read.
 //!
+//! Folders are listed ahead of the rings by a few blocking threads
+//! ([`ParallelWalk::list_ahead`]): cold, a ring that lists a folder itself stops feeding
+//! the disk for the folder's inode and blocks (100k tiny files: 3.6-3.9 s of a ~10 s run
+//! per ring, against ~0.1 s with four listers).
+//!
 //! IO_HARDLINK rather than IO_LINK: a short read (a file that shrank) would cancel the
 //! rest of an IO_LINK chain, CLOSE included, leaking the slot. What to do with a short
 //! read, a failed open, a file with no room left is the pipeline's call, not this file's.
