@@ -50,7 +50,8 @@ pub fn raise_memlock() {
 
 /// The ring's tuning overrides, for measuring: MUSICDEX_URING_WINDOW (files in flight per
 /// ring), MUSICDEX_URING_IOWQ (io-wq workers per ring), MUSICDEX_URING_STATX (`ring` or
-/// `sync`), MUSICDEX_URING_COOP=1. Unset or unparseable values keep the defaults.
+/// `sync`), MUSICDEX_URING_COOP=1, MUSICDEX_URING_LISTERS (threads listing folders ahead),
+/// MUSICDEX_URING_REPORT=1 (per-ring counts on stderr). Unset or unparseable values keep the defaults.
 pub fn uring_tuning_from_env() -> Tuning {
     let var = |k: &str| std::env::var(k).ok();
     let num = |k: &str| var(k).and_then(|v| v.parse::<usize>().ok());
@@ -63,5 +64,7 @@ pub fn uring_tuning_from_env() -> Tuning {
             _ => None,
         },
         coop_taskrun: var("MUSICDEX_URING_COOP").is_some_and(|v| v == "1"),
+        listers: num("MUSICDEX_URING_LISTERS"),
+        report: var("MUSICDEX_URING_REPORT").is_some_and(|v| v == "1"),
     }
 }

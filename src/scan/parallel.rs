@@ -9,6 +9,11 @@
 //! A thread asks for the next [`Batch`] of files; the walk lists directories on the way.
 //! Files are handed out with their open directory, so the engines stat and open them
 //! relative to it (no path walk per file).
+//!
+//! Cold, listing a folder blocks on the disk (its inode, then its blocks), and a thread
+//! that lists is not feeding its ring meanwhile. Threads in [`ParallelWalk::list_ahead`]
+//! list folders before they are asked for, several at once, up to a bound of files
+//! listed and not yet handed out (memory and open folders stay bounded at any size).
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
@@ -62,23 +67,64 @@ enum Work {
     Files(Batch),
 }
 
+/// Files listed ahead and not yet handed out, at most: a few tens of milliseconds of a
+/// cold run, and never more than a few MiB of names whatever the library's size.
+const AHEAD_FILES: usize = 4096;
+/// Batches listed ahead, at most: each holds its folder open, and the descriptor limit
+/// may be as low as 1024.
+const AHEAD_BATCHES: usize = 256;
+
 struct Queue {
-    stack: Vec<Work>,
+    /// Folders to list, depth first.
+    dirs_todo: Vec<PathBuf>,
+    /// Listed files to hand out, most recent first.
+    files: Vec<Batch>,
+    /// Names in `files`, for the look-ahead bound.
+    queued_files: usize,
     /// Work queued or being listed; the walk is over when this reaches zero.
     pending: usize,
     /// Folders queued or being listed: at zero (and no links waiting) every file is
     /// known, which is when the progress line can tell the time left.
     dirs: usize,
+    /// Threads in `list_ahead` waiting for room or for folders.
+    ahead_idle: usize,
+    /// Set when the walk is over or `list_ahead` threads must return.
+    ahead_quit: bool,
 }
 
-fn count_dirs(work: &[Work]) -> usize {
-    work.iter().filter(|w| matches!(w, Work::Dir(_))).count()
+impl Queue {
+    fn push(&mut self, w: Work) {
+        self.pending += 1;
+        match w {
+            Work::Dir(d) => {
+                self.dirs += 1;
+                self.dirs_todo.push(d);
+            }
+            Work::Files(b) => {
+                self.queued_files += b.names.len();
+                self.files.push(b);
+            }
+        }
+    }
+
+    fn room_ahead(&self) -> bool {
+        self.queued_files < AHEAD_FILES && self.files.len() < AHEAD_BATCHES
+    }
+
+    /// Whether to wake a waiting lister: only once half the look-ahead is taken, so
+    /// listers work in bursts, not one wake-up per batch taken (warm, those cost more
+    /// than the listing).
+    fn low_ahead(&self) -> bool {
+        self.queued_files < AHEAD_FILES / 2 && self.files.len() < AHEAD_BATCHES / 2
+    }
 }
 
 pub struct ParallelWalk<'a> {
     opts: &'a WalkOptions,
     queue: Mutex<Queue>,
     ready: Condvar,
+    /// Where `list_ahead` threads wait for room or for folders.
+    ahead: Condvar,
     /// The link rules and the links met in the current round.
     links: Mutex<(LinkRules, Vec<PathBuf>)>,
     problems: Mutex<WalkProblems>,
@@ -100,11 +146,16 @@ impl<'a> ParallelWalk<'a> {
         let walk = ParallelWalk {
             opts,
             queue: Mutex::new(Queue {
-                stack: Vec::new(),
+                dirs_todo: Vec::new(),
+                files: Vec::new(),
+                queued_files: 0,
                 pending: 0,
                 dirs: 0,
+                ahead_idle: 0,
+                ahead_quit: false,
             }),
             ready: Condvar::new(),
+            ahead: Condvar::new(),
             links: Mutex::new((LinkRules::new(roots), Vec::new())),
             problems: Mutex::new(WalkProblems::default()),
             stopped: AtomicBool::new(false),
@@ -132,14 +183,7 @@ impl<'a> ParallelWalk<'a> {
     /// Count listed files into `tally` and mark it done when the listing is over.
     pub fn with_tally(mut self, tally: &'a WalkTally) -> ParallelWalk<'a> {
         let q = self.queue.get_mut().unwrap_or_else(|e| e.into_inner());
-        let files: usize = q
-            .stack
-            .iter()
-            .map(|w| match w {
-                Work::Files(b) => b.names.len(),
-                Work::Dir(_) => 0,
-            })
-            .sum();
+        let files = q.queued_files;
         let no_dirs = q.dirs == 0;
         tally.listed.fetch_add(files as u64, Ordering::Relaxed);
         self.tally = Some(tally);
@@ -153,20 +197,26 @@ impl<'a> ParallelWalk<'a> {
     /// without, returns [`Next::Empty`] when other threads are still listing.
     pub fn next(&self, wait: bool, buf: &mut DirBuf) -> Next {
         loop {
-            let work = {
+            let path = {
                 let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
                     if self.stopped.load(Ordering::Relaxed) {
                         return Next::Done;
                     }
-                    if let Some(w) = q.stack.pop() {
-                        if let Work::Files(_) = w {
-                            q.pending -= 1;
-                            if q.pending == 0 {
-                                self.ready.notify_all();
-                            }
+                    if let Some(b) = q.files.pop() {
+                        q.queued_files -= b.names.len();
+                        q.pending -= 1;
+                        if q.pending == 0 {
+                            self.ready.notify_all();
+                        } else if q.ahead_idle > 0 && q.low_ahead() && !q.dirs_todo.is_empty() {
+                            // A thread listing ahead waits for room: there is some now.
+                            self.ahead.notify_all();
                         }
-                        break w;
+                        return Next::Batch(b);
+                    }
+                    // Nothing listed in hand: list the next folder here rather than wait.
+                    if let Some(d) = q.dirs_todo.pop() {
+                        break d;
                     }
                     if q.pending == 0 {
                         // Every tree in hand is listed: the links met are resolved now,
@@ -176,12 +226,15 @@ impl<'a> ParallelWalk<'a> {
                             if let Some(t) = self.tally {
                                 t.done.store(true, Ordering::Relaxed);
                             }
+                            q.ahead_quit = true;
+                            self.ahead.notify_all();
                             return Next::Done;
                         }
-                        q.pending += work.len();
-                        q.dirs += count_dirs(&work);
-                        q.stack.extend(work);
+                        for w in work {
+                            q.push(w);
+                        }
                         self.ready.notify_all();
+                        self.ahead.notify_all();
                         continue;
                     }
                     if !wait {
@@ -190,17 +243,52 @@ impl<'a> ParallelWalk<'a> {
                     q = self.ready.wait(q).unwrap_or_else(|e| e.into_inner());
                 }
             };
-            match work {
-                Work::Files(b) => return Next::Batch(b),
-                Work::Dir(path) => {
-                    let first = self.list(path, buf);
-                    self.finish_one();
-                    if let Some(b) = first {
-                        return Next::Batch(b);
-                    }
-                }
+            let first = self.list(path, buf);
+            self.finish_one();
+            if let Some(b) = first {
+                return Next::Batch(b);
             }
         }
+    }
+
+    /// List folders ahead of the threads that take files, while the files listed and not
+    /// yet taken are under the bound. Returns when the walk is over, stopped, or
+    /// [`ParallelWalk::end_list_ahead`] is called. Any number of threads may run this; the
+    /// walk's outcome does not depend on how many do, or on their timing.
+    pub fn list_ahead(&self) {
+        let mut buf = DirBuf::default();
+        loop {
+            let path = {
+                let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if q.ahead_quit || self.stopped.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    if q.room_ahead()
+                        && let Some(d) = q.dirs_todo.pop()
+                    {
+                        break d;
+                    }
+                    q.ahead_idle += 1;
+                    q = self.ahead.wait(q).unwrap_or_else(|e| e.into_inner());
+                    q.ahead_idle -= 1;
+                }
+            };
+            // Every batch but the first goes to the queue in `list`; the first too, here.
+            if let Some(b) = self.list(path, &mut buf) {
+                let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                q.push(Work::Files(b));
+                self.ready.notify_one();
+            }
+            self.finish_one();
+        }
+    }
+
+    /// Make every [`ParallelWalk::list_ahead`] return (the walk itself goes on).
+    pub fn end_list_ahead(&self) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        q.ahead_quit = true;
+        self.ahead.notify_all();
     }
 
     /// Make every thread's next call return [`Next::Done`].
@@ -208,6 +296,7 @@ impl<'a> ParallelWalk<'a> {
         self.stopped.store(true, Ordering::Relaxed);
         let _q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         self.ready.notify_all();
+        self.ahead.notify_all();
     }
 
     pub fn into_problems(self) -> WalkProblems {
@@ -221,10 +310,14 @@ impl<'a> ParallelWalk<'a> {
             return;
         }
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        q.pending += work.len();
-        q.dirs += count_dirs(&work);
-        q.stack.extend(work);
+        let dirs = work.iter().any(|w| matches!(w, Work::Dir(_)));
+        for w in work {
+            q.push(w);
+        }
         self.ready.notify_all();
+        if dirs && q.ahead_idle > 0 && q.room_ahead() {
+            self.ahead.notify_all();
+        }
     }
 
     /// A folder has been listed.
@@ -524,5 +617,83 @@ mod tests {
         assert_eq!(found.into_inner().unwrap(), vec![file]);
         assert_eq!(problems.errors, 1);
         assert_eq!(problems.skipped_dirs, vec![missing]);
+    }
+
+    /// Walk with `takers` threads taking files and `listers` listing ahead.
+    fn ahead(root: &Path, opts: &WalkOptions, takers: usize, listers: usize) -> Vec<PathBuf> {
+        let walk = ParallelWalk::new(&[root.to_path_buf()], opts);
+        let found = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            let listing: Vec<_> = (0..listers)
+                .map(|_| s.spawn(|| walk.list_ahead()))
+                .collect();
+            let taking: Vec<_> = (0..takers)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut buf = DirBuf::default();
+                        while let Next::Batch(b) = walk.next(true, &mut buf) {
+                            // Slow takers: the listers reach their bound and wait.
+                            std::thread::sleep(std::time::Duration::from_micros(200));
+                            let mut f = found.lock().unwrap();
+                            f.extend(b.names.iter().map(|n| b.dir.path_of(n)));
+                        }
+                    })
+                })
+                .collect();
+            for t in taking {
+                t.join().unwrap();
+            }
+            // The walk is over, so the listers return by themselves.
+            for l in listing {
+                l.join().unwrap();
+            }
+        });
+        let mut found = found.into_inner().unwrap();
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn listing_ahead_finds_every_file_once() {
+        let tmp = tree();
+        // More single-file folders than the look-ahead holds batches.
+        for i in 0..(AHEAD_BATCHES + 40) {
+            let d = tmp.path().join(format!("many/{i}"));
+            fs::create_dir_all(&d).unwrap();
+            fs::write(d.join("one.mp3"), b"x").unwrap();
+        }
+        for follow in [false, true] {
+            let opts = WalkOptions {
+                follow_symlinks: follow,
+                filter: ExtFilter::parse("*").unwrap(),
+            };
+            let (seq, _) = both(tmp.path(), &opts, 1);
+            for (takers, listers) in [(1, 1), (2, 3), (1, 8)] {
+                let got = ahead(tmp.path(), &opts, takers, listers);
+                assert_eq!(
+                    got, seq,
+                    "{takers} takers, {listers} listers, follow {follow}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn listing_ahead_ends_when_asked() {
+        let tmp = tree();
+        let opts = WalkOptions::default();
+        let walk = ParallelWalk::new(&[tmp.path().to_path_buf()], &opts);
+        std::thread::scope(|s| {
+            let l = s.spawn(|| walk.list_ahead());
+            walk.end_list_ahead();
+            l.join().unwrap();
+        });
+        // The walk itself goes on, and finds everything.
+        let mut buf = DirBuf::default();
+        let mut n = 0;
+        while let Next::Batch(b) = walk.next(true, &mut buf) {
+            n += b.names.len();
+        }
+        assert_eq!(n, 7 * 5 * 9 + BATCH_FILES * 3 + 5 + 1);
     }
 }

@@ -128,13 +128,20 @@ impl RingWorker<'_> {
     pub(super) fn wait_and_reap(&mut self) -> Result<()> {
         // Submit without waiting first: if completions are already there, the disk keeps
         // up with this window; if not, more files in flight would keep it busier.
-        let submitted = match self.submit() {
+        let t = std::time::Instant::now();
+        let submit = self.submit();
+        self.stats.submit_time += t.elapsed();
+        let submitted = match submit {
             Ok(_) => true,
             Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => false,
             Err(e) => return Err(e.into()),
         };
         let mut waited = false;
         if !submitted || self.ring.completion().is_empty() {
+            let depth = self.in_flight();
+            self.stats.waits += 1;
+            self.stats.depth_sum += depth as u64;
+            self.stats.depth_max = self.stats.depth_max.max(depth);
             let t = std::time::Instant::now();
             match self.ring.submit_and_wait(1) {
                 Ok(_) => {}
@@ -145,11 +152,13 @@ impl RingWorker<'_> {
             }
             // Warm, a chain's later links complete as soon as this thread runs their task
             // work, within microseconds; only a wait on a device counts as waiting.
-            waited = t.elapsed() > IO_WAIT;
+            let took = t.elapsed();
+            self.stats.wait_time += took;
+            waited = took > IO_WAIT;
+            self.stats.device_waits += u64::from(waited);
         }
         if waited {
-            self.target = (self.target * 2).min(self.cfg.window);
-            self.since_wait = 0;
+            self.grow();
         } else {
             // Shrink only after a long run of never waiting: with many files in flight
             // some completions are nearly always ready, even when the disk is the limit.

@@ -125,6 +125,7 @@ fn a_chain_longer_than_the_queue_is_read_by_the_reference_path() {
         ctx: &ctx,
         cfg,
         out: Batcher::new(tx, ctx.stop),
+        stats: Default::default(),
     };
     let fd = rustix::fs::open(
         dir_path,
