@@ -245,6 +245,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any connection: SQLite takes process-wide settings only before it starts.
+    musicdex::store::configure_process();
     cli::out::install_pipe_panic_hook();
     let cli = Cli::parse();
     // The process owns its panic hook: quiet for lofty panics, which become row errors.

@@ -86,6 +86,7 @@ enum MixArg {
 }
 
 fn main() -> Result<()> {
+    musicdex::store::configure_process();
     match Cli::parse().command {
         Command::SynthIndex(opts) => {
             println!("{}", serde_json::to_string(&dupes::synth::run(&opts)?)?);

@@ -348,6 +348,109 @@ pub const MIGRATIONS: &[&str] = &[
         l.audio_hash,
         l.audio_len
     FROM library_index l;",
+    // 8: the unique path key becomes an index of its own, `idx_library_path`, instead of
+    // the column's UNIQUE constraint, whose index SQLite cannot drop: a first load now
+    // drops it with the other secondary indexes and builds it once after the rows, sorted,
+    // where before every new path went into a B-tree at a random place and every commit
+    // rewrote the pages it touched. The table is rebuilt with the same columns in the
+    // same order, every row and id kept; the trigger, the partial indexes and the view
+    // come back as they were.
+    "DROP VIEW library_verified;
+    CREATE TABLE library_index_v8 (
+        id                INTEGER PRIMARY KEY,
+        file_path         TEXT    NOT NULL,
+        filename          TEXT    NOT NULL,
+        artist            TEXT,
+        title             TEXT,
+        album             TEXT,
+        year              INTEGER,
+        duration          REAL,
+        file_format       TEXT    NOT NULL,
+        file_size         INTEGER NOT NULL,
+        metadata_hash     TEXT    NOT NULL,
+        file_content_hash TEXT,
+        indexed_at        TEXT    NOT NULL,
+        file_mtime        TEXT    NOT NULL,
+        last_verified     TEXT,
+        is_active         INTEGER NOT NULL DEFAULT 1,
+        path_bytes        BLOB,
+        file_mtime_ns     INTEGER,
+        album_artist      TEXT,
+        track_number      INTEGER,
+        genre             TEXT,
+        bitrate           INTEGER,
+        sample_rate       INTEGER,
+        channels          INTEGER,
+        error             TEXT,
+        audio_hash        TEXT,
+        audio_len         INTEGER
+    );
+    INSERT INTO library_index_v8 (id, file_path, filename, artist, title, album, year,
+        duration, file_format, file_size, metadata_hash, file_content_hash, indexed_at,
+        file_mtime, last_verified, is_active, path_bytes, file_mtime_ns, album_artist,
+        track_number, genre, bitrate, sample_rate, channels, error, audio_hash, audio_len)
+    SELECT id, file_path, filename, artist, title, album, year, duration, file_format,
+        file_size, metadata_hash, file_content_hash, indexed_at, file_mtime, last_verified,
+        is_active, path_bytes, file_mtime_ns, album_artist, track_number, genre, bitrate,
+        sample_rate, channels, error, audio_hash, audio_len
+    FROM library_index ORDER BY id;
+    DROP TABLE library_index;
+    ALTER TABLE library_index_v8 RENAME TO library_index;
+    CREATE UNIQUE INDEX idx_library_path ON library_index(path_bytes);
+    CREATE INDEX idx_dupes_content ON library_index(file_content_hash, is_active)
+        WHERE is_active = 1 AND file_content_hash IS NOT NULL;
+    CREATE INDEX idx_dupes_metadata ON library_index(metadata_hash, is_active, file_content_hash)
+        WHERE is_active = 1 AND file_content_hash IS NOT NULL;
+    CREATE INDEX idx_dupes_artist
+        ON library_index(artist, title, is_active, file_content_hash)
+        WHERE is_active = 1 AND file_content_hash IS NOT NULL
+            AND artist IS NOT NULL AND title IS NOT NULL;
+    CREATE INDEX idx_dupes_audio ON library_index(audio_hash, audio_len, is_active)
+        WHERE is_active = 1 AND audio_hash IS NOT NULL;
+    CREATE TRIGGER library_index_tool_insert AFTER INSERT ON library_index
+    WHEN NEW.path_bytes IS NULL
+    BEGIN
+        UPDATE library_index SET path_bytes = CAST(NEW.file_path AS BLOB) WHERE id = NEW.id;
+    END;
+    CREATE VIEW library_verified AS
+    SELECT
+        l.id,
+        l.file_path,
+        l.filename,
+        l.artist,
+        l.title,
+        l.album,
+        l.year,
+        l.duration,
+        l.file_format,
+        l.file_size,
+        l.metadata_hash,
+        l.file_content_hash,
+        l.indexed_at,
+        l.file_mtime,
+        nullif(max(coalesce(l.last_verified, ''), coalesce((
+            SELECT max(s.started_at) FROM run_scope r JOIN index_runs s ON s.id = r.run_id
+            WHERE l.is_active = 1 AND r.kind = 'root' AND s.status = 'complete'
+              AND (l.path_bytes = r.path_bytes
+                   OR (l.path_bytes >= r.lo AND l.path_bytes < r.hi))
+              AND NOT EXISTS (
+                  SELECT 1 FROM run_scope k WHERE k.run_id = r.run_id AND k.kind = 'skipped'
+                    AND (l.path_bytes = k.path_bytes
+                         OR (l.path_bytes >= k.lo AND l.path_bytes < k.hi)))
+        ), '')), '') AS last_verified,
+        l.is_active,
+        l.path_bytes,
+        l.file_mtime_ns,
+        l.album_artist,
+        l.track_number,
+        l.genre,
+        l.bitrate,
+        l.sample_rate,
+        l.channels,
+        l.error,
+        l.audio_hash,
+        l.audio_len
+    FROM library_index l;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -393,7 +496,7 @@ pub fn restore_secondary_indexes(conn: &Connection) -> Result<()> {
             |r| r.get(0),
         )?;
         if !exists {
-            conn.execute_batch(sql)?;
+            build_index(conn, name, sql)?;
         }
         conn.execute("DELETE FROM pending_indexes WHERE name = ?1", [name])?;
         Ok::<_, rusqlite::Error>(())
@@ -406,6 +509,30 @@ pub fn restore_secondary_indexes(conn: &Connection) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The unique path key, which a first load also builds after the rows.
+pub const PATH_KEY: &str = "idx_library_path";
+
+/// Build one index. Without the path key nothing stops a second path row: one walk lists
+/// a path once, but two runs loading the same empty index at once may each insert it. The
+/// row written last stands (it holds the later read of the same file), the earlier ones go,
+/// and the key is built.
+fn build_index(conn: &Connection, name: &str, sql: &str) -> rusqlite::Result<()> {
+    match conn.execute_batch(sql) {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation && name == PATH_KEY =>
+        {
+            conn.execute(
+                "DELETE FROM library_index WHERE path_bytes IS NOT NULL AND id NOT IN (
+                    SELECT max(id) FROM library_index WHERE path_bytes IS NOT NULL
+                    GROUP BY path_bytes)",
+                [],
+            )?;
+            conn.execute_batch(sql)
+        }
+        other => other,
+    }
 }
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {
@@ -604,4 +731,70 @@ fn take_over(conn: &mut Connection) -> Result<()> {
     }
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn index_exists(conn: &Connection, name: &str) -> bool {
+        conn.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'index' AND name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_first_load_drops_the_path_key_and_gets_it_back_one_row_per_path() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        assert!(index_exists(&conn, PATH_KEY));
+        drop_secondary_indexes(&conn).unwrap();
+        assert!(!index_exists(&conn, PATH_KEY));
+        // Two loads racing on one empty index: paths from a small pool, some written twice
+        // or more. Seeded; the last id written for each path is what must remain.
+        let mut rng = fastrand::Rng::with_seed(5);
+        let mut last: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+        let mut insert = conn
+            .prepare(
+                "INSERT INTO library_index (path_bytes, file_path, filename, file_format,
+                    file_size, file_mtime, metadata_hash, indexed_at, is_active)
+                 VALUES (?1, '', '', 'mp3', 1, '', '', '', 1)",
+            )
+            .unwrap();
+        for _ in 0..3000 {
+            let p = format!("/m/{}/{}.mp3", rng.u32(..20), rng.u32(..100)).into_bytes();
+            insert.execute([&p]).unwrap();
+            last.insert(p, conn.last_insert_rowid());
+        }
+        drop(insert);
+        assert!(last.len() < 2000, "the pool repeats paths");
+        restore_secondary_indexes(&conn).unwrap();
+        assert!(index_exists(&conn, PATH_KEY));
+        let mut stmt = conn
+            .prepare("SELECT path_bytes, id FROM library_index ORDER BY path_bytes")
+            .unwrap();
+        let rows: BTreeMap<Vec<u8>, i64> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(rows, last);
+        let pending: i64 = conn
+            .query_row("SELECT count(*) FROM pending_indexes", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pending, 0);
+        // The key holds again.
+        let (p, _) = last.iter().next().unwrap();
+        let dup = conn.execute(
+            "INSERT INTO library_index (path_bytes, file_path, filename, file_format,
+                file_size, file_mtime, metadata_hash, indexed_at, is_active)
+             VALUES (?1, '', '', 'mp3', 1, '', '', '', 1)",
+            [p],
+        );
+        assert!(dup.is_err());
+    }
 }

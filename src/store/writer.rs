@@ -41,8 +41,8 @@ pub struct WriterOptions {
     /// The replaced tool's pipeline (one transaction per file, rollback journal,
     /// synchronous=FULL); only benchmarks use it, as the baseline it is.
     pub legacy_per_file_commit: bool,
-    /// Into an empty index, build the secondary indexes once after the rows are in
-    /// (one sorted build instead of a million random inserts).
+    /// Into an empty index, build the secondary indexes, the unique path key among them,
+    /// once after the rows are in (one sorted build instead of a million random inserts).
     pub defer_indexes: bool,
 }
 
@@ -84,7 +84,9 @@ const INSERT: &str = "INSERT INTO library_index (
         ?18, ?19, ?20, ?20, 1, ?21, ?22, ?23, ?24)";
 
 /// The same, should another process have indexed the path since the run loaded what the
-/// index knew: the row is replaced, never duplicated, and the run goes on.
+/// index knew: the row is replaced, never duplicated, and the run goes on. (In a first
+/// load the path key is built after the rows, and a path two processes both inserted is
+/// kept once there: `schema::restore_secondary_indexes`.)
 const UPSERT_SUFFIX: &str = " ON CONFLICT(path_bytes) DO UPDATE SET
         file_path = excluded.file_path, filename = excluded.filename,
         artist = excluded.artist, title = excluded.title, album = excluded.album,
