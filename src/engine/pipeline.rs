@@ -358,22 +358,18 @@ pub fn hash_together<'a>(jobs: impl IntoIterator<Item = &'a mut Job>) {
             Located::Need(_) => {}
         }
     }
-    hash_payloads(jobs.into_iter().filter(|j| {
+    hash_audio_together(jobs.into_iter().filter(|j| {
         j.payload
             .as_ref()
             .is_some_and(|p| p.missing(j.stat.size, &j.segments).is_empty())
     }));
 }
 
-/// Hash the audio payloads of jobs that reached [`Next::AudioHash`], together, in the
-/// lanes of one MD5 kernel: the same hash [`audio_hash::step`] gives one file at a time.
-/// Each job then goes on with [`Job::audio_hashed`].
+/// Hash the audio payloads of jobs whose payload is found and held (those that reached
+/// [`Next::AudioHash`], or the first batch's), together, in the lanes of one MD5 kernel:
+/// the same hash [`audio_hash::step`] gives one file at a time. A job after the parse
+/// then goes on with [`Job::audio_hashed`].
 pub fn hash_audio_together<'a>(jobs: impl IntoIterator<Item = &'a mut Job>) {
-    hash_payloads(jobs);
-}
-
-/// The audio hash of jobs whose payload is found and held.
-fn hash_payloads<'a>(jobs: impl IntoIterator<Item = &'a mut Job>) {
     let mut jobs: Vec<&mut Job> = jobs.into_iter().collect();
     if jobs.is_empty() {
         return;

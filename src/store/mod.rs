@@ -469,27 +469,25 @@ pub fn tool_mtime(ns: i64) -> String {
     // Digits by hand: the writer formats one per row, and `format` parses its pattern
     // string each time (about 2% of a first load's writer CPU).
     use chrono::{Datelike, Timelike};
-    let year = t.year();
-    if !(0..=9999).contains(&year) {
-        let mut out = t.format("%Y-%m-%dT%H:%M:%S").to_string();
-        if us != 0.0 {
-            out.push_str(&format!(".{:06}", us as u32));
-        }
-        out.push_str("+00:00");
-        return out;
-    }
     fn digits(out: &mut String, n: u32, width: u32) {
         for i in (0..width).rev() {
             out.push(char::from(b'0' + (n / 10u32.pow(i) % 10) as u8));
         }
     }
-    let mut out = String::with_capacity(32);
-    digits(&mut out, year as u32, 4);
-    let (mo, d, h, mi, s) = (t.month(), t.day(), t.hour(), t.minute(), t.second());
-    for (sep, n) in [('-', mo), ('-', d), ('T', h), (':', mi), (':', s)] {
-        out.push(sep);
-        digits(&mut out, n, 2);
-    }
+    let year = t.year();
+    let mut out = if (0..=9999).contains(&year) {
+        let mut out = String::with_capacity(32);
+        digits(&mut out, year as u32, 4);
+        let (mo, d, h, mi, s) = (t.month(), t.day(), t.hour(), t.minute(), t.second());
+        for (sep, n) in [('-', mo), ('-', d), ('T', h), (':', mi), (':', s)] {
+            out.push(sep);
+            digits(&mut out, n, 2);
+        }
+        out
+    } else {
+        // Years of other widths or signed: chrono's own rendering, as before.
+        t.format("%Y-%m-%dT%H:%M:%S").to_string()
+    };
     if us != 0.0 {
         out.push('.');
         digits(&mut out, us as u32, 6);

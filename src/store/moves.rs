@@ -86,14 +86,13 @@ fn pair(olds: &[Ident], news: &[Ident]) -> Vec<(usize, usize)> {
     for key in KEYS {
         let old_by = by_key(olds, &old_free, key);
         let new_by = by_key(news, &new_free, key);
-        let mut found: Vec<(usize, usize)> = old_by
+        let found: Vec<(usize, usize)> = old_by
             .iter()
             .filter_map(|(k, o)| match (&o[..], new_by.get(k).map(|n| &n[..])) {
                 (&[i], Some(&[j])) if audio_agrees(&olds[i], &news[j]) => Some((i, j)),
                 _ => None,
             })
             .collect();
-        found.sort_unstable();
         for &(i, j) in &found {
             old_free[i] = false;
             new_free[j] = false;
