@@ -3,6 +3,7 @@
 
 pub mod audio_hash;
 pub mod budget;
+pub mod fast;
 pub mod hash;
 pub mod md5x8;
 pub mod problem;

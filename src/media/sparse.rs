@@ -11,6 +11,7 @@ use std::io;
 use std::path::Path;
 
 use super::budget::{self, Budgeted, Limits, Source};
+use super::fast;
 use super::tags::{self, Parsed};
 
 /// Byte ranges `[start, end)` a parse asked for and the view did not hold.
@@ -238,6 +239,9 @@ pub fn attempt(len: u64, segments: &[Segment], path: &Path, round: u32, limits: 
         && let Some(plan) = id3v2_remainder(len, segments, limits)
     {
         return Attempt::Fetch(plan);
+    }
+    if let Some(info) = fast::read(&fast::Held::new(len, segments), path, limits) {
+        return Attempt::Parsed(Ok(Parsed { info, error: None }));
     }
     let misses = Misses::default();
     let mut reader = Budgeted::new(SparseView::new(segments, &misses), len, limits);

@@ -1,6 +1,8 @@
-//! Tag and audio-property extraction with lofty. Both the reference engine (reading from
-//! the path) and the faster engines (reading from buffers already in memory) go through
-//! [`parse`], so they cannot disagree about what a file says.
+//! Tag and audio-property extraction with lofty. The reference engine (reading from the
+//! path) always goes through [`parse`]; the faster engines (reading from buffers already
+//! in memory) first ask [`super::fast`], whose readers answer only where they give exactly
+//! what [`parse`] gives (a differential contract its tests hold), and come here for
+//! everything else.
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};

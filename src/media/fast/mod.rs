@@ -1,0 +1,101 @@
+//! Tags and audio properties read without lofty, for the layouts that make up nearly all
+//! of a real library (ID3v2.3/2.4 MP3, FLAC, Ogg Vorbis and Opus, MP4/M4A), straight from
+//! the bytes the fast engines already hold.
+//!
+//! Why: at 100k small files lofty's parse is most of the engines' CPU (its generic tag
+//! model allocates per item and maps every key through a long string match), and the
+//! sequential reference pays it alike, so it bounds what the fast engines can gain.
+//!
+//! The contract, which the differential tests in `tests.rs` hold over the shared corpus,
+//! the fixtures, generated libraries and their mutants: for any file, [`read`] either
+//! declines (`None`) or returns exactly the [`TagInfo`] that lofty's strict parse
+//! ([`super::tags::parse`]) returns with no error. Anything a reader is not certain of
+//! (a layout it does not know, a field it would have to guess, bytes it does not hold, a
+//! structure bigger than the budget) is a decline, and lofty parses the file as before.
+//! The reference engine never uses this module: it stays the oracle.
+
+use std::path::Path;
+
+use super::budget::Limits;
+use super::sparse::Segment;
+use super::tags::TagInfo;
+
+mod flac;
+mod mp3;
+mod mp4;
+mod vorbis;
+
+#[cfg(test)]
+mod tests;
+
+/// The bytes held of one file: sorted segments (they may overlap) and the file's length.
+#[derive(Clone, Copy)]
+pub struct Held<'a> {
+    len: u64,
+    segments: &'a [Segment],
+}
+
+impl<'a> Held<'a> {
+    pub fn new(len: u64, segments: &'a [Segment]) -> Held<'a> {
+        Held { len, segments }
+    }
+
+    /// The file's length, as the stat gave it.
+    pub fn file_len(&self) -> u64 {
+        self.len
+    }
+
+    /// `n` bytes at `offset`, when one segment holds them all and they lie inside the
+    /// file; `None` otherwise (the caller declines).
+    pub fn get(&self, offset: u64, n: usize) -> Option<&'a [u8]> {
+        let end = offset.checked_add(n as u64)?;
+        if end > self.len {
+            return None;
+        }
+        self.segments
+            .iter()
+            .find(|s| s.offset <= offset && end <= s.offset + s.data.len() as u64)
+            .map(|s| {
+                let from = (offset - s.offset) as usize;
+                &s.data[from..from + n]
+            })
+    }
+
+    /// Everything held from `offset` to the end of the segment that holds `offset`
+    /// (clipped to the file's length).
+    pub fn from(&self, offset: u64) -> Option<&'a [u8]> {
+        self.segments
+            .iter()
+            .filter(|s| s.offset <= offset && offset < s.offset + s.data.len() as u64)
+            .max_by_key(|s| s.offset + s.data.len() as u64)
+            .map(|s| {
+                let from = (offset - s.offset) as usize;
+                let end = (s.data.len() as u64).min(self.len.saturating_sub(s.offset)) as usize;
+                &s.data[from.min(end)..end]
+            })
+    }
+}
+
+/// Tags and properties of the file, or `None` when lofty must parse it (see the module
+/// documentation). `path` gives the extension lofty starts its guess from.
+pub fn read(held: &Held, path: &Path, limits: Limits) -> Option<TagInfo> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)?;
+    let head = held.get(0, 12)?;
+    match ext.as_str() {
+        "mp3" => mp3::read(held, limits),
+        "flac" if head.starts_with(b"fLaC") => flac::read(held, limits),
+        "ogg" | "opus" | "oga" if head.starts_with(b"OggS") => vorbis::read_ogg(held, limits),
+        "m4a" | "mp4" | "m4b" | "aac" if &head[4..8] == b"ftyp" => mp4::read(held, limits),
+        _ => None,
+    }
+}
+
+/// A text value as `tags::from_tagged_file` keeps it: trailing NULs dropped, and a value
+/// that is blank after that counts as absent.
+pub fn clean_text(s: &str) -> Option<String> {
+    let s = s.trim_end_matches('\0');
+    (!s.trim().is_empty()).then(|| s.to_string())
+}
