@@ -604,6 +604,25 @@ fn id3v2(held: &Held) -> Option<(Id3v2, u64)> {
             return None;
         }
         let content = &body[start..end];
+        match &id {
+            b"COMM" | b"USLT" => {
+                language_frame(content)?;
+                continue;
+            }
+            b"TXXX" => {
+                let description = user_text_frame(content)?;
+                // A description naming one of the keys kept here adds an item lofty
+                // reads before or after the frame's own: not reproduced.
+                if KEYS_OF_OURS
+                    .iter()
+                    .any(|k| description.eq_ignore_ascii_case(k))
+                {
+                    return None;
+                }
+                continue;
+            }
+            _ => {}
+        }
         let text_like = (id[0] == b'T' && !matches!(&id, b"TXXX" | b"TIPL" | b"TMCL"))
             || matches!(&id, b"GRP1" | b"MVNM" | b"MVIN");
         if !text_like {
@@ -657,10 +676,128 @@ fn id3v2(held: &Held) -> Option<(Id3v2, u64)> {
     Some((tag, 10 + size))
 }
 
+/// TXXX descriptions lofty's `ItemKey::from_key` maps (ASCII case aside) to a key this
+/// reader fills.
+const KEYS_OF_OURS: &[&str] = &[
+    "TIT2",
+    "TPE1",
+    "TALB",
+    "TPE2",
+    "ALBUMARTIST",
+    "ALBUM ARTIST",
+    "TCON",
+    "TRCK",
+    "TDRC",
+    "TDRL",
+    "TDOR",
+];
+
+/// lofty's `read_to_terminator`: the text up to a NUL (a NUL pair on a pair boundary for
+/// UTF-16) and what follows it; without a terminator, everything (an odd last byte of
+/// UTF-16 is consumed and lost).
+fn split_terminated(raw: &[u8], wide: bool) -> (&[u8], &[u8]) {
+    if !wide {
+        return match raw.iter().position(|&b| b == 0) {
+            Some(i) => (&raw[..i], &raw[i + 1..]),
+            None => (raw, &[]),
+        };
+    }
+    let mut i = 0;
+    while i + 2 <= raw.len() {
+        if raw[i] == 0 && raw[i + 1] == 0 {
+            return (&raw[..i], &raw[i + 2..]);
+        }
+        i += 2;
+    }
+    (&raw[..i], &[])
+}
+
+/// A terminated string (a description) as lofty decodes it: its text and the byte order
+/// mark it began with (`[0, 0]` when empty), or `None` where lofty fails.
+fn decode_terminated(enc: u8, bytes: &[u8]) -> Option<(String, [u8; 2])> {
+    if bytes.is_empty() {
+        return Some((String::new(), [0, 0]));
+    }
+    let bom = if enc == 1 {
+        [bytes[0], bytes[1]]
+    } else {
+        [0, 0]
+    };
+    Some((decode_raw(enc, bytes)?, bom))
+}
+
+/// COMM and USLT (lofty's `LanguageFrame::parse`): only whether lofty decodes them
+/// matters, their items are not kept.
+fn language_frame(content: &[u8]) -> Option<()> {
+    let (&enc, rest) = content.split_first()?;
+    if enc > 3 {
+        return None;
+    }
+    let rest = rest.get(3..)?;
+    let (desc, after) = split_terminated(rest, enc == 1 || enc == 2);
+    let (_, bom) = decode_terminated(enc, desc)?;
+    let endianness: Option<fn([u8; 2]) -> u16> = match (enc, bom) {
+        (1, [0xFF, 0xFE]) => Some(u16::from_le_bytes),
+        (1, [0xFE, 0xFF]) => Some(u16::from_be_bytes),
+        _ => None,
+    };
+    match endianness {
+        Some(unit) => {
+            let (raw, left) = split_terminated(after, true);
+            // lofty reads this value only to its terminator and the next frame header
+            // from what is left: its parse goes astray.
+            if !left.is_empty() {
+                return None;
+            }
+            match raw {
+                [0xFF, 0xFE, rest @ ..] => utf16(rest, u16::from_le_bytes)?,
+                [0xFE, 0xFF, rest @ ..] => utf16(rest, u16::from_be_bytes)?,
+                _ => utf16(raw, unit)?,
+            };
+        }
+        None => {
+            decode_raw(enc, after)?;
+        }
+    }
+    Some(())
+}
+
+/// TXXX (lofty's `ExtendedTextFrame::parse`): its description, or `None` where lofty
+/// fails.
+fn user_text_frame(content: &[u8]) -> Option<String> {
+    let (&enc, rest) = content.split_first()?;
+    if enc > 3 {
+        return None;
+    }
+    let (desc, after) = split_terminated(rest, enc == 1 || enc == 2);
+    let (description, desc_bom) = decode_terminated(enc, desc)?;
+    if enc != 1 {
+        decode_raw(enc, after)?;
+    } else if !after.is_empty() {
+        // The description's byte order mark serves when the value has none.
+        let bom = if after.starts_with(&[0xFF, 0xFE]) || after.starts_with(&[0xFE, 0xFF]) {
+            [after[0], after[1]]
+        } else {
+            desc_bom
+        };
+        match bom {
+            [0xFF, 0xFE] => utf16(after, u16::from_le_bytes)?,
+            [0xFE, 0xFF] => utf16(after, u16::from_be_bytes)?,
+            _ => return None,
+        };
+    }
+    Some(description)
+}
+
 /// A text frame's value as lofty decodes it (encoding byte, then text to the end), or
 /// `None` where lofty's decode fails.
 fn decode(content: &[u8]) -> Option<String> {
     let (&enc, raw) = content.split_first()?;
+    decode_raw(enc, raw)
+}
+
+/// lofty's `decode_text` of `raw` (not terminated) in encoding `enc`.
+fn decode_raw(enc: u8, raw: &[u8]) -> Option<String> {
     if raw.is_empty() {
         return (enc <= 3).then(String::new);
     }

@@ -26,6 +26,20 @@ const TEXTS: &[&str] = &[
     "x",
     "Long long long long long long long long long long long long long long value",
 ];
+const DESCRIPTIONS: &[&str] = &[
+    "",
+    "MusicBrainz Album Id",
+    "replaygain_track_gain",
+    "ALBUMARTIST",
+    "album artist",
+    "tit2",
+    "Tcon",
+    "TRCK",
+    "tdrc",
+    "Year",
+    "Ünïcödé",
+    "iTunNORM",
+];
 const TRACKS: &[&str] = &[
     "3",
     "3/12",
@@ -166,8 +180,47 @@ fn id3v2(rng: &mut Rng) -> Vec<u8> {
             15 => (b"TSSE", pick(rng, TEXTS)),
             16 => (b"TLEN", "12345"),
             17 => (b"TDAT", "0302"),
-            18 => (b"TXXX", "desc\0value"),
-            19 => (b"COMM", "eng\0comment"),
+            18 => {
+                let desc = pick(rng, DESCRIPTIONS);
+                let value = pick(rng, TEXTS);
+                let mut body = encode(rng, enc, desc);
+                if enc == 1 || enc == 2 {
+                    body.extend([0, 0]);
+                } else {
+                    body.push(0);
+                }
+                if rng.bool() {
+                    body.extend(&encode(rng, enc, value)[1..]);
+                } else if enc == 1 {
+                    // Only the description carries a byte order mark.
+                    body.extend(value.encode_utf16().flat_map(u16::to_le_bytes));
+                }
+                frame(&mut frames, v4, b"TXXX", &body, flags);
+                continue;
+            }
+            19 => {
+                let mut body = vec![enc];
+                body.extend([b"eng", b"XXX", b"\0\0\0"][rng.usize(0..3)]);
+                let desc = pick(rng, DESCRIPTIONS);
+                body.extend(&encode(rng, enc, desc)[1..]);
+                if enc == 1 || enc == 2 {
+                    body.extend([0, 0]);
+                } else {
+                    body.push(0);
+                }
+                if rng.u8(0..3) == 0 {
+                    body.extend(pick(rng, TEXTS).encode_utf16().flat_map(u16::to_be_bytes));
+                } else {
+                    let text = pick(rng, TEXTS);
+                    body.extend(&encode(rng, enc, text)[1..]);
+                }
+                if rng.u8(0..5) == 0 {
+                    body.truncate(rng.usize(0..body.len()));
+                }
+                let id: &[u8] = if rng.bool() { b"COMM" } else { b"USLT" };
+                frame(&mut frames, v4, id, &body, flags);
+                continue;
+            }
             20 => (b"TDRC", pick(rng, DATES)),
             _ => {
                 let mut body = vec![0u8];
@@ -302,6 +355,9 @@ fn generated_mp3s_agree_with_lofty() {
     let path = Path::new("g.mp3");
     for _ in 0..2500 {
         let data = file(&mut rng);
+        if let Some(dump) = std::env::var_os("I10M_DUMP") {
+            std::fs::write(dump, &data).unwrap();
+        }
         tally.check(&data, path);
     }
     // Most generated files are plain shapes the reader must answer for.
