@@ -49,7 +49,7 @@ fn head_tail(data: &[u8]) -> Vec<Segment> {
 
 /// How one file went: which reader's extension, and whether it answered.
 #[derive(Default)]
-struct Tally {
+pub(super) struct Tally {
     files: usize,
     answered: BTreeMap<String, (usize, usize)>,
 }
@@ -57,7 +57,7 @@ struct Tally {
 impl Tally {
     /// Check one file in every way it can be held; record whether the whole-file read
     /// answered.
-    fn check(&mut self, data: &[u8], path: &Path) {
+    pub(super) fn check(&mut self, data: &[u8], path: &Path) {
         self.files += 1;
         let ext = path
             .extension()
@@ -104,13 +104,13 @@ impl Tally {
         e.1 += usize::from(answered);
     }
 
-    fn check_file(&mut self, path: &Path) {
+    pub(super) fn check_file(&mut self, path: &Path) {
         let data = fs::read(path).unwrap();
         self.check(&data, path);
     }
 
     /// The share of files with extension `ext` that a reader answered for.
-    fn share(&self, ext: &str) -> f64 {
+    pub(super) fn share(&self, ext: &str) -> f64 {
         let (n, a) = self.answered.get(ext).copied().unwrap_or_default();
         if n == 0 { 0.0 } else { a as f64 / n as f64 }
     }
@@ -120,9 +120,10 @@ impl Tally {
 /// reader's owner raises its line when the reader lands.
 const MIN_SHARE: &[(&str, f64)] = &[
     ("mp3", 0.0),
-    ("flac", 0.0),
-    ("ogg", 0.0),
-    ("opus", 0.0),
+    ("flac", 0.98),
+    ("ogg", 0.98),
+    // 20 of the 21 generated Opus files: the other is cut to 33 bytes, corrupt.
+    ("opus", 0.9),
     ("m4a", 0.0),
 ];
 
