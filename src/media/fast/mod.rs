@@ -29,6 +29,8 @@ mod vorbis;
 mod tests;
 #[cfg(test)]
 mod tests_mp3;
+#[cfg(test)]
+mod tests_vorbis;
 
 /// The bytes held of one file: sorted segments (they may overlap) and the file's length.
 #[derive(Clone, Copy)]

@@ -104,7 +104,7 @@ impl Tally {
         e.1 += usize::from(answered);
     }
 
-    fn check_file(&mut self, path: &Path) {
+    pub(super) fn check_file(&mut self, path: &Path) {
         let data = fs::read(path).unwrap();
         self.check(&data, path);
     }
@@ -120,9 +120,10 @@ impl Tally {
 /// reader's owner raises its line when the reader lands.
 const MIN_SHARE: &[(&str, f64)] = &[
     ("mp3", 0.98),
-    ("flac", 0.0),
-    ("ogg", 0.0),
-    ("opus", 0.0),
+    ("flac", 0.98),
+    ("ogg", 0.98),
+    // 20 of the 21 generated Opus files: the other is cut to 33 bytes, corrupt.
+    ("opus", 0.9),
     ("m4a", 0.0),
 ];
 
