@@ -245,7 +245,7 @@ fn year_of(tag: &Tag) -> Option<i32> {
 
 /// The first standalone run of exactly four digits: "1987-03-31", "1987/03/31",
 /// "Oct 3, 1995" → the year; "87" or "12345" is not one.
-fn leading_year(s: &str) -> Option<i32> {
+pub(crate) fn leading_year(s: &str) -> Option<i32> {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {

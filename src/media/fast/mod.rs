@@ -27,6 +27,8 @@ mod vorbis;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_mp4;
 
 /// The bytes held of one file: sorted segments (they may overlap) and the file's length.
 #[derive(Clone, Copy)]
