@@ -606,14 +606,12 @@ fn mp4a(c: &mut Cur, p: &mut Props, duration_zero: bool) -> Option<()> {
         if channel_conf > 0 {
             p.channels = Some(channel_conf);
         }
-        if object_type == 36 {
-            if c.take(5)? == b"\0ALS\0" {
-                p.sample_rate = Some(c.u32()?);
-                c.skip(4);
-                let ch = c.u16()? as u8;
-                // lofty adds one in u8 arithmetic: 255 would overflow.
-                p.channels = Some(ch.checked_add(1)?);
-            }
+        if object_type == 36 && c.take(5)? == b"\0ALS\0" {
+            p.sample_rate = Some(c.u32()?);
+            c.skip(4);
+            let ch = c.u16()? as u8;
+            // lofty adds one in u8 arithmetic: 255 would overflow.
+            p.channels = Some(ch.checked_add(1)?);
         }
     }
     if average_bitrate > 0 || duration_zero {
@@ -830,7 +828,7 @@ pub fn read(held: &Held, limits: Limits) -> Option<TagInfo> {
     let cost = |s: u64, e: u64| budget::costs_beyond_first(file_len, s, e);
     let (fhdr, flen, fident) = top_atom(held, 0)?;
     // A huge ftyp could make lofty's content guess see another format in its first byte.
-    if &fident != b"ftyp" || fhdr != 8 || flen < 12 || flen > 1 << 20 {
+    if &fident != b"ftyp" || fhdr != 8 || !(12..=1 << 20).contains(&flen) {
         return None;
     }
     std::str::from_utf8(held.get(8, 4)?).ok()?;

@@ -341,8 +341,8 @@ fn build(rng: &mut Rng) -> (Vec<u8>, bool) {
     for n in &top {
         match n {
             Node::Leaf(id, body) if id == b"ftyp" => boxed(&mut ftyp, id, body, false),
-            Node::Leaf(id, body) if id == b"mdat" => mdat = body.clone(),
-            Node::Parent(id, kids) if id == b"moov" => moov = kids.clone(),
+            Node::Leaf(id, body) if *id == *b"mdat" => mdat = body.clone(),
+            Node::Parent(id, kids) if *id == *b"moov" => moov = kids.clone(),
             _ => {}
         }
     }
