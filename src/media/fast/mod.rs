@@ -31,6 +31,8 @@ mod tests;
 mod tests_mp3;
 #[cfg(test)]
 mod tests_vorbis;
+#[cfg(test)]
+mod tests_mp4;
 
 /// The bytes held of one file: sorted segments (they may overlap) and the file's length.
 #[derive(Clone, Copy)]
