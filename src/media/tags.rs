@@ -55,6 +55,15 @@ pub fn install_quiet_panic_hook() {
     });
 }
 
+/// Run `f`, catching a panic without the default hook's banner (see
+/// [`install_quiet_panic_hook`]).
+pub(crate) fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    IN_PARSER.with(|c| c.set(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    IN_PARSER.with(|c| c.set(false));
+    result
+}
+
 /// Parse tags and properties from a budgeted view of the file at `path`. The
 /// extension gives the first guess of the format and the content overrides it, so a
 /// mislabelled file (an Opus stream named .ogg) still parses.
@@ -81,12 +90,7 @@ pub fn parse_partial<S: Source>(
     path: &Path,
     missed: &dyn Fn() -> bool,
 ) -> Result<Parsed, String> {
-    IN_PARSER.with(|c| c.set(true));
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        parse_with_retries(reader, path, missed)
-    }));
-    IN_PARSER.with(|c| c.set(false));
-    match result {
+    match quietly(|| parse_with_retries(reader, path, missed)) {
         Ok(r) => r,
         // A panic on the way out of a read the budget refused is the budget's doing.
         Err(_) if reader.exceeded().is_some() => {
