@@ -804,7 +804,7 @@ fn decode_raw(enc: u8, raw: &[u8]) -> Option<String> {
     let mut s = match enc {
         0 => raw.iter().map(|&c| c as char).collect::<String>(),
         1 => {
-            if raw.len() < 2 || raw.len() % 2 != 0 {
+            if raw.len() < 2 || !raw.len().is_multiple_of(2) {
                 return None;
             }
             match [raw[0], raw[1]] {
