@@ -364,3 +364,72 @@ fn generated_mp3s_agree_with_lofty() {
     let share = tally.share("mp3");
     assert!(share >= 0.3, "the mp3 reader answered for only {share:.3}");
 }
+
+/// Not a check: lofty's parse against this reader over the same in-memory tiny files.
+/// `cargo test --release --lib media::fast::tests_mp3::speed -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn speed() {
+    use crate::r#gen::{self, GenOptions, Mix, mutate};
+    use crate::media::budget::Budgeted;
+    use crate::media::sparse::Segment;
+    use crate::media::tags;
+    use std::time::Instant;
+
+    let dir = tempfile::tempdir().unwrap();
+    let opts = GenOptions {
+        files: 2000,
+        seed: 3,
+        mix: Mix::Tiny,
+        threads: 0,
+    };
+    r#gen::generate(dir.path(), &opts).unwrap();
+    let files: Vec<(std::path::PathBuf, Vec<u8>)> = mutate::files_under(dir.path())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "mp3"))
+        .map(|p| {
+            let d = std::fs::read(&p).unwrap();
+            (p, d)
+        })
+        .collect();
+    let limits = crate::media::budget::Limits::default();
+    let segs: Vec<Vec<Segment>> = files
+        .iter()
+        .map(|(_, d)| {
+            vec![Segment {
+                offset: 0,
+                data: d.clone(),
+            }]
+        })
+        .collect();
+    let rounds = 20;
+    let mut best = [f64::MAX; 2];
+    for _ in 0..3 {
+        let t = Instant::now();
+        for _ in 0..rounds {
+            for (p, d) in &files {
+                let r = tags::parse(&mut Budgeted::new(&d[..], d.len() as u64, limits), p);
+                std::hint::black_box(r.is_ok());
+            }
+        }
+        best[0] = best[0].min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let mut answered = 0;
+        for _ in 0..rounds {
+            for ((p, d), s) in files.iter().zip(&segs) {
+                let r = super::read(&super::Held::new(d.len() as u64, s), p, limits);
+                answered += usize::from(std::hint::black_box(r).is_some());
+            }
+        }
+        best[1] = best[1].min(t.elapsed().as_secs_f64());
+        assert_eq!(answered, rounds * files.len());
+    }
+    let per = |s: f64| s * 1e6 / (rounds * files.len()) as f64;
+    println!(
+        "{} tiny mp3s: lofty {:.2} us/file, fast {:.2} us/file, {:.1}x",
+        files.len(),
+        per(best[0]),
+        per(best[1]),
+        best[0] / best[1]
+    );
+}
