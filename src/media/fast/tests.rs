@@ -104,7 +104,7 @@ impl Tally {
         e.1 += usize::from(answered);
     }
 
-    fn check_file(&mut self, path: &Path) {
+    pub(super) fn check_file(&mut self, path: &Path) {
         let data = fs::read(path).unwrap();
         self.check(&data, path);
     }
