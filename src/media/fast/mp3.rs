@@ -558,7 +558,7 @@ fn id3v2(held: &Held) -> Option<(Id3v2, u64)> {
     let body = held.get(10, size as usize)?;
     let mut tag = Id3v2::default();
     let mut pos = 0usize;
-    let (mut has_tdat, mut has_time) = (false, false);
+    let (mut tdat, mut time) = (Slot::default(), Slot::default());
     while body.len() - pos >= 10 {
         let fh = &body[pos..pos + 10];
         if fh[0] == 0 {
@@ -585,8 +585,6 @@ fn id3v2(held: &Held) -> Option<(Id3v2, u64)> {
                 b"TYER" => id = *b"TDRC",
                 b"TORY" => id = *b"TDOR",
                 b"IPLS" => return None,
-                b"TDAT" => has_tdat = true,
-                b"TIME" => has_time = true,
                 _ => {}
             }
         }
@@ -641,6 +639,8 @@ fn id3v2(held: &Held) -> Option<(Id3v2, u64)> {
                     b"TPE2" => Some(&mut tag.album_artist),
                     b"TCON" => Some(&mut tag.genre),
                     b"TRCK" => Some(&mut tag.track),
+                    b"TDAT" if !v4 => Some(&mut tdat),
+                    b"TIME" if !v4 => Some(&mut time),
                     _ => None,
                 };
                 match slot {
@@ -664,16 +664,37 @@ fn id3v2(held: &Held) -> Option<(Id3v2, u64)> {
             stamp.month = ts.1;
         }
     }
-    // ID3v2.3's TDAT/TIME are folded into the date by lofty: not reproduced.
-    if !v4 && (has_tdat || has_time) {
-        return None;
-    }
-    // And an ID3v2.3 recording date with a month is dropped there (`construct_tdrc_from_v3`
-    // takes the frame out and puts back only a bare year).
-    if !v4 && tag.recording.month {
-        tag.recording.year = None;
+    if !v4 && tag.recording.seen {
+        v3_recording_date(&mut tag.recording, &tdat, &time);
     }
     Some((tag, 10 + size))
+}
+
+/// lofty's `construct_tdrc_from_v3`: an ID3v2.3 year (TYER, now TDRC) takes its month and
+/// day from TDAT ("DDMM") and its time from TIME ("HHMM"); the date becomes an item only
+/// if `verify` accepts it. A date that already has a month is dropped.
+fn v3_recording_date(stamp: &mut Stamp, tdat: &Slot, time: &Slot) {
+    if stamp.month {
+        stamp.year = None;
+        return;
+    }
+    let pair = |s: &Slot| -> Option<(u8, u8)> {
+        let v = s.0.as_deref()?;
+        if v.len() != 4 || !v.is_ascii() {
+            return None;
+        }
+        Some((v[..2].parse().ok()?, v[2..].parse().ok()?))
+    };
+    let Some((day, month)) = pair(tdat) else {
+        return;
+    };
+    let mut ok = month <= 12 && day <= 31;
+    if let Some((hour, minute)) = pair(time) {
+        ok &= hour <= 23 && minute <= 59;
+    }
+    if !ok {
+        stamp.year = None;
+    }
 }
 
 /// TXXX descriptions lofty's `ItemKey::from_key` maps (ASCII case aside) to a key this

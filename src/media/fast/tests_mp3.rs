@@ -179,7 +179,12 @@ fn id3v2(rng: &mut Rng) -> Vec<u8> {
             14 => (if v4 { b"TDOR" } else { b"TORY" }, pick(rng, DATES)),
             15 => (b"TSSE", pick(rng, TEXTS)),
             16 => (b"TLEN", "12345"),
-            17 => (b"TDAT", "0302"),
+            17 => (
+                if rng.bool() { b"TDAT" } else { b"TIME" },
+                [
+                    "0302", "3213", "0313", "2460", "1259", "+1+2", "12", "", "ab12",
+                ][rng.usize(0..9)],
+            ),
             18 => {
                 let desc = pick(rng, DESCRIPTIONS);
                 let value = pick(rng, TEXTS);
