@@ -16,13 +16,16 @@ use crate::media::tags::TagInfo;
 pub fn read(held: &Held, limits: Limits) -> Option<TagInfo> {
     let len = held.file_len();
     let head = held.get(0, 8)?;
+    // An upper bound of lofty's read calls, which the budget counts too.
+    let mut reads = 0u64;
     // lofty's probe takes any file with "ftyp" at offset 4 for MP4.
     if &head[4..8] == b"ftyp" {
         return None;
     }
     let (v2, tag_end) = if head.starts_with(b"ID3") {
-        let (tag, end) = id3v2(held)?;
+        let (tag, end, tag_reads) = id3v2(held)?;
         probe_after_tag(held, end)?;
+        reads += tag_reads;
         (Some(tag), end)
     } else if verify_sync(head[0], head[1]) && !adts(head[1]) {
         (None, 0)
@@ -35,7 +38,6 @@ pub fn read(held: &Held, limits: Limits) -> Option<TagInfo> {
     if after.starts_with(b"ID3") || after == b"APET" {
         return None;
     }
-    let mut reads = 0u64;
     let (first, first_off, head_touched) = find_first_frame(held, tag_end, &mut reads)?;
 
     // The end of the stream: before an ID3v1 tag; Lyrics3 and APE tags decline.
@@ -62,6 +64,8 @@ pub fn read(held: &Held, limits: Limits) -> Option<TagInfo> {
     // it twice (the probe and the parse both read past the tag): decline unless even
     // twice the bytes touched fit.
     let head_end = head_touched.max(tag_end + 1024).max(xing_at + 32).min(len);
+    // The probe's sync search reads byte by byte; the reverse search a few reads a chunk.
+    reads += 1100 + (len - tail_lo) / 256;
     let cost = budget::costs_beyond_first(len, 0, head_end)
         + budget::costs_beyond_first(len, tail_lo, len);
     if cost.saturating_mul(2) > limits.max_tag_bytes || reads > MAX_READS / 4 {
@@ -536,9 +540,10 @@ fn parse_genre(g: &str) -> &str {
     }
 }
 
-/// The ID3v2 tag at offset 0 and where it ends, or `None` where lofty's strict parse
-/// could differ.
-fn id3v2(held: &Held) -> Option<(Id3v2, u64)> {
+/// The ID3v2 tag at offset 0, where it ends and a bound of lofty's read calls for it
+/// (some of its string reads are byte by byte), or `None` where lofty's strict parse could
+/// differ.
+fn id3v2(held: &Held) -> Option<(Id3v2, u64, u64)> {
     let h = held.get(0, 10)?;
     let v4 = match h[3] {
         3 => false,
@@ -558,6 +563,7 @@ fn id3v2(held: &Held) -> Option<(Id3v2, u64)> {
     let body = held.get(10, size as usize)?;
     let mut tag = Id3v2::default();
     let mut pos = 0usize;
+    let mut reads = 0u64;
     let (mut tdat, mut time) = (Slot::default(), Slot::default());
     while body.len() - pos >= 10 {
         let fh = &body[pos..pos + 10];
@@ -592,8 +598,11 @@ fn id3v2(held: &Held) -> Option<(Id3v2, u64)> {
         let end = start.saturating_add(size).min(body.len());
         pos = start.saturating_add(size).min(body.len());
         if &id == b"APIC" {
+            // Skipped with io::copy, in 8 KiB reads.
+            reads += 16 + (end - start) as u64 / 1024;
             continue;
         }
+        reads += 16 + (end - start) as u64;
         if size == 0 {
             return None;
         }
@@ -667,7 +676,7 @@ fn id3v2(held: &Held) -> Option<(Id3v2, u64)> {
     if !v4 && tag.recording.seen {
         v3_recording_date(&mut tag.recording, &tdat, &time);
     }
-    Some((tag, 10 + size))
+    Some((tag, 10 + size, reads))
 }
 
 /// lofty's `construct_tdrc_from_v3`: an ID3v2.3 year (TYER, now TDRC) takes its month and
