@@ -616,6 +616,26 @@ fn id3v2(held: &Held) -> Option<(Id3v2, u64, u64)> {
                 language_frame(content)?;
                 continue;
             }
+            // Latin-1 owner (lofty's strict parse wants one), then binary to the end.
+            b"UFID" => {
+                if content.first().is_none_or(|&b| b == 0) {
+                    return None;
+                }
+                continue;
+            }
+            b"PRIV" => continue,
+            // A URL up to a NUL: lofty leaves whatever follows the NUL unread and reads the
+            // next frame header from it.
+            [b'W', ..] if &id != b"WXXX" => {
+                if content
+                    .iter()
+                    .position(|&b| b == 0)
+                    .is_some_and(|i| i + 1 != content.len())
+                {
+                    return None;
+                }
+                continue;
+            }
             b"TXXX" => {
                 let description = user_text_frame(content)?;
                 // A description naming one of the keys kept here adds an item lofty

@@ -167,7 +167,7 @@ fn id3v2(rng: &mut Rng) -> Vec<u8> {
         } else {
             0
         };
-        let (id, text): (&[u8], &str) = match rng.u8(0..24) {
+        let (id, text): (&[u8], &str) = match rng.u8(0..26) {
             0..=2 => (b"TIT2", pick(rng, TEXTS)),
             3..=4 => (b"TPE1", pick(rng, TEXTS)),
             5 => (b"TALB", pick(rng, TEXTS)),
@@ -227,6 +227,22 @@ fn id3v2(rng: &mut Rng) -> Vec<u8> {
                 continue;
             }
             20 => (b"TDRC", pick(rng, DATES)),
+            21 => {
+                let bodies: [&[u8]; 8] = [
+                    b"http://musicbrainz.org\0abc-123",
+                    b"\0abc",
+                    b"owner\0",
+                    b"http://x.org/",
+                    b"http://x.org/\0",
+                    b"http://x.org/\0junk",
+                    b"\0",
+                    b"",
+                ];
+                let body = bodies[rng.usize(0..bodies.len())];
+                let id: &[u8] = [b"UFID", b"PRIV", b"WOAR", b"WCOM"][rng.usize(0..4)];
+                frame(&mut frames, v4, id, body, flags);
+                continue;
+            }
             _ => {
                 let mut body = vec![0u8];
                 body.extend(b"image/png\0\x03Cover\0");
