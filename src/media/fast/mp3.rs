@@ -16,13 +16,16 @@ use crate::media::tags::TagInfo;
 pub fn read(held: &Held, limits: Limits) -> Option<TagInfo> {
     let len = held.file_len();
     let head = held.get(0, 8)?;
+    // An upper bound of lofty's read calls, which the budget counts too.
+    let mut reads = 0u64;
     // lofty's probe takes any file with "ftyp" at offset 4 for MP4.
     if &head[4..8] == b"ftyp" {
         return None;
     }
     let (v2, tag_end) = if head.starts_with(b"ID3") {
-        let (tag, end) = id3v2(held)?;
+        let (tag, end, tag_reads) = id3v2(held)?;
         probe_after_tag(held, end)?;
+        reads += tag_reads;
         (Some(tag), end)
     } else if verify_sync(head[0], head[1]) && !adts(head[1]) {
         (None, 0)
@@ -35,7 +38,6 @@ pub fn read(held: &Held, limits: Limits) -> Option<TagInfo> {
     if after.starts_with(b"ID3") || after == b"APET" {
         return None;
     }
-    let mut reads = 0u64;
     let (first, first_off, head_touched) = find_first_frame(held, tag_end, &mut reads)?;
 
     // The end of the stream: before an ID3v1 tag; Lyrics3 and APE tags decline.
@@ -62,6 +64,8 @@ pub fn read(held: &Held, limits: Limits) -> Option<TagInfo> {
     // it twice (the probe and the parse both read past the tag): decline unless even
     // twice the bytes touched fit.
     let head_end = head_touched.max(tag_end + 1024).max(xing_at + 32).min(len);
+    // The probe's sync search reads byte by byte; the reverse search a few reads a chunk.
+    reads += 1100 + (len - tail_lo) / 256;
     let cost = budget::costs_beyond_first(len, 0, head_end)
         + budget::costs_beyond_first(len, tail_lo, len);
     if cost.saturating_mul(2) > limits.max_tag_bytes || reads > MAX_READS / 4 {
@@ -536,9 +540,10 @@ fn parse_genre(g: &str) -> &str {
     }
 }
 
-/// The ID3v2 tag at offset 0 and where it ends, or `None` where lofty's strict parse
-/// could differ.
-fn id3v2(held: &Held) -> Option<(Id3v2, u64)> {
+/// The ID3v2 tag at offset 0, where it ends and a bound of lofty's read calls for it
+/// (some of its string reads are byte by byte), or `None` where lofty's strict parse could
+/// differ.
+fn id3v2(held: &Held) -> Option<(Id3v2, u64, u64)> {
     let h = held.get(0, 10)?;
     let v4 = match h[3] {
         3 => false,
@@ -558,7 +563,8 @@ fn id3v2(held: &Held) -> Option<(Id3v2, u64)> {
     let body = held.get(10, size as usize)?;
     let mut tag = Id3v2::default();
     let mut pos = 0usize;
-    let (mut has_tdat, mut has_time) = (false, false);
+    let mut reads = 0u64;
+    let (mut tdat, mut time) = (Slot::default(), Slot::default());
     while body.len() - pos >= 10 {
         let fh = &body[pos..pos + 10];
         if fh[0] == 0 {
@@ -585,8 +591,6 @@ fn id3v2(held: &Held) -> Option<(Id3v2, u64)> {
                 b"TYER" => id = *b"TDRC",
                 b"TORY" => id = *b"TDOR",
                 b"IPLS" => return None,
-                b"TDAT" => has_tdat = true,
-                b"TIME" => has_time = true,
                 _ => {}
             }
         }
@@ -594,8 +598,11 @@ fn id3v2(held: &Held) -> Option<(Id3v2, u64)> {
         let end = start.saturating_add(size).min(body.len());
         pos = start.saturating_add(size).min(body.len());
         if &id == b"APIC" {
+            // Skipped with io::copy, in 8 KiB reads.
+            reads += 16 + (end - start) as u64 / 1024;
             continue;
         }
+        reads += 16 + (end - start) as u64;
         if size == 0 {
             return None;
         }
@@ -607,6 +614,26 @@ fn id3v2(held: &Held) -> Option<(Id3v2, u64)> {
         match &id {
             b"COMM" | b"USLT" => {
                 language_frame(content)?;
+                continue;
+            }
+            // Latin-1 owner (lofty's strict parse wants one), then binary to the end.
+            b"UFID" => {
+                if content.first().is_none_or(|&b| b == 0) {
+                    return None;
+                }
+                continue;
+            }
+            b"PRIV" => continue,
+            // A URL up to a NUL: lofty leaves whatever follows the NUL unread and reads the
+            // next frame header from it.
+            [b'W', ..] if &id != b"WXXX" => {
+                if content
+                    .iter()
+                    .position(|&b| b == 0)
+                    .is_some_and(|i| i + 1 != content.len())
+                {
+                    return None;
+                }
                 continue;
             }
             b"TXXX" => {
@@ -641,6 +668,8 @@ fn id3v2(held: &Held) -> Option<(Id3v2, u64)> {
                     b"TPE2" => Some(&mut tag.album_artist),
                     b"TCON" => Some(&mut tag.genre),
                     b"TRCK" => Some(&mut tag.track),
+                    b"TDAT" if !v4 => Some(&mut tdat),
+                    b"TIME" if !v4 => Some(&mut time),
                     _ => None,
                 };
                 match slot {
@@ -664,16 +693,37 @@ fn id3v2(held: &Held) -> Option<(Id3v2, u64)> {
             stamp.month = ts.1;
         }
     }
-    // ID3v2.3's TDAT/TIME are folded into the date by lofty: not reproduced.
-    if !v4 && (has_tdat || has_time) {
-        return None;
+    if !v4 && tag.recording.seen {
+        v3_recording_date(&mut tag.recording, &tdat, &time);
     }
-    // And an ID3v2.3 recording date with a month is dropped there (`construct_tdrc_from_v3`
-    // takes the frame out and puts back only a bare year).
-    if !v4 && tag.recording.month {
-        tag.recording.year = None;
+    Some((tag, 10 + size, reads))
+}
+
+/// lofty's `construct_tdrc_from_v3`: an ID3v2.3 year (TYER, now TDRC) takes its month and
+/// day from TDAT ("DDMM") and its time from TIME ("HHMM"); the date becomes an item only
+/// if `verify` accepts it. A date that already has a month is dropped.
+fn v3_recording_date(stamp: &mut Stamp, tdat: &Slot, time: &Slot) {
+    if stamp.month {
+        stamp.year = None;
+        return;
     }
-    Some((tag, 10 + size))
+    let pair = |s: &Slot| -> Option<(u8, u8)> {
+        let v = s.0.as_deref()?;
+        if v.len() != 4 || !v.is_ascii() {
+            return None;
+        }
+        Some((v[..2].parse().ok()?, v[2..].parse().ok()?))
+    };
+    let Some((day, month)) = pair(tdat) else {
+        return;
+    };
+    let mut ok = month <= 12 && day <= 31;
+    if let Some((hour, minute)) = pair(time) {
+        ok &= hour <= 23 && minute <= 59;
+    }
+    if !ok {
+        stamp.year = None;
+    }
 }
 
 /// TXXX descriptions lofty's `ItemKey::from_key` maps (ASCII case aside) to a key this
@@ -804,7 +854,7 @@ fn decode_raw(enc: u8, raw: &[u8]) -> Option<String> {
     let mut s = match enc {
         0 => raw.iter().map(|&c| c as char).collect::<String>(),
         1 => {
-            if raw.len() < 2 || raw.len() % 2 != 0 {
+            if raw.len() < 2 || !raw.len().is_multiple_of(2) {
                 return None;
             }
             match [raw[0], raw[1]] {
