@@ -494,6 +494,17 @@ fn generated_m4a_files_agree_with_lofty() {
 }
 
 #[test]
+fn mutants_of_generated_m4a_files_agree_with_lofty() {
+    let mut rng = Rng::with_seed(2024);
+    let mut tally = Tally::default();
+    for i in 0..600 {
+        let (data, _) = build(&mut rng);
+        let (bytes, _) = crate::r#gen::mutate::mutate(&mut rng, &data);
+        tally.check(&bytes, &PathBuf::from(format!("m{i}.m4a")));
+    }
+}
+
+#[test]
 fn tags_written_by_lofty_agree_with_lofty() {
     let mut rng = Rng::with_seed(77);
     let mut tally = Tally::default();
@@ -573,4 +584,77 @@ fn the_year_agrees_with_lofty_timestamps() {
             .map(|t| t.year);
         assert_eq!(super::mp4::timestamp_year(&s), want, "{s:?}");
     }
+}
+
+/// Not a check, a measurement (run it in release, the machine idle if possible):
+/// `cargo test --release --lib media::fast::tests_mp4::speed -- --ignored --nocapture`.
+/// lofty and this reader over the same generated tiny M4A files in memory, interleaved
+/// A B B A, best pass of each.
+#[test]
+#[ignore]
+fn speed_against_lofty() {
+    use crate::r#gen::{self, GenOptions, Mix, mutate};
+    use std::time::Instant;
+
+    let dir = tempfile::tempdir().unwrap();
+    let opts = GenOptions {
+        files: 4000,
+        seed: 3,
+        mix: Mix::Tiny,
+        threads: 0,
+    };
+    r#gen::generate(dir.path(), &opts).unwrap();
+    let files: Vec<(PathBuf, Vec<u8>)> = mutate::files_under(dir.path())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "m4a"))
+        .map(|p| {
+            let d = std::fs::read(&p).unwrap();
+            (p, d)
+        })
+        .collect();
+    let segs: Vec<Vec<Segment>> = files
+        .iter()
+        .map(|(_, d)| {
+            vec![Segment {
+                offset: 0,
+                data: d.clone(),
+            }]
+        })
+        .collect();
+    let limits = Limits::default();
+    let lofty_pass = || {
+        let t = Instant::now();
+        for (p, d) in &files {
+            let r = crate::media::tags::parse(
+                &mut crate::media::budget::Budgeted::new(&d[..], d.len() as u64, limits),
+                p,
+            );
+            std::hint::black_box(r.is_ok());
+        }
+        t.elapsed().as_secs_f64()
+    };
+    let fast_pass = || {
+        let t = Instant::now();
+        let mut n = 0;
+        for ((p, d), s) in files.iter().zip(&segs) {
+            n += usize::from(read(&Held::new(d.len() as u64, s), p, limits).is_some());
+        }
+        assert_eq!(n, files.len());
+        t.elapsed().as_secs_f64()
+    };
+    let (mut lofty_best, mut fast_best) = (f64::MAX, f64::MAX);
+    for _ in 0..3 {
+        lofty_best = lofty_best.min(lofty_pass());
+        fast_best = fast_best.min(fast_pass());
+        fast_best = fast_best.min(fast_pass());
+        lofty_best = lofty_best.min(lofty_pass());
+    }
+    let n = files.len() as f64;
+    eprintln!(
+        "{} m4a files: lofty {:.2} us/file, fast {:.2} us/file, {:.1}x",
+        files.len(),
+        lofty_best / n * 1e6,
+        fast_best / n * 1e6,
+        lofty_best / fast_best
+    );
 }
