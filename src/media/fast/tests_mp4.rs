@@ -612,6 +612,11 @@ fn speed_against_lofty() {
             (p, d)
         })
         .collect();
+    let limits = Limits::default();
+    let all = files.len();
+    // Time the files the reader answers for: those where it replaces lofty.
+    let files: Vec<(PathBuf, Vec<u8>)> =
+        files.into_iter().filter(|(p, d)| answered(d, p)).collect();
     let segs: Vec<Vec<Segment>> = files
         .iter()
         .map(|(_, d)| {
@@ -621,7 +626,6 @@ fn speed_against_lofty() {
             }]
         })
         .collect();
-    let limits = Limits::default();
     let lofty_pass = || {
         let t = Instant::now();
         for (p, d) in &files {
@@ -651,7 +655,7 @@ fn speed_against_lofty() {
     }
     let n = files.len() as f64;
     eprintln!(
-        "{} m4a files: lofty {:.2} us/file, fast {:.2} us/file, {:.1}x",
+        "{} of {all} m4a files answered: lofty {:.2} us/file, fast {:.2} us/file, {:.1}x",
         files.len(),
         lofty_best / n * 1e6,
         fast_best / n * 1e6,
