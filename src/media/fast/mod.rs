@@ -119,3 +119,84 @@ pub fn clean_text(s: &str) -> Option<String> {
     let s = s.trim_end_matches('\0');
     (!s.trim().is_empty()).then(|| s.to_string())
 }
+
+/// The year lofty's `Timestamp::parse(_, ParsingMode::Relaxed)` gives (what `Tag::date`
+/// uses for Vorbis comments and MP4 items), `None` where it returns `Ok(None)` or an
+/// error. ID3v2 frames go through lofty's strict parse instead (`mp3::timestamp`).
+pub fn timestamp_year(s: &str) -> Option<u16> {
+    const SEPARATORS: &[u8] = b"-.T:";
+    let b = s.as_bytes();
+    let skip = b.iter().position(|c| !c.is_ascii_whitespace())?;
+    let content = &b[skip..b.len().min(skip + 19)];
+    let seps = content
+        .iter()
+        .any(|&c| c != b'T' && SEPARATORS.contains(&c));
+    if content.len() < 4 {
+        return None;
+    }
+    let mut year: Option<u16> = None;
+    for &c in &content[..4] {
+        if c == b' ' {
+            continue;
+        }
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        year = Some(year.unwrap_or(0) * 10 + u16::from(c - b'0'));
+    }
+    let year = year?;
+    let mut rest = &content[4..];
+    let date_sep: Option<&[u8]> = seps.then_some(b"-.");
+    let time_sep: Option<&[u8]> = seps.then_some(b":");
+    for sep in [
+        date_sep,
+        date_sep,
+        Some(b"T".as_slice()),
+        time_sep,
+        time_sep,
+    ] {
+        // One segment of two: `Some(true)` read, `Some(false)` stop, `None` an error.
+        let go = (|| {
+            if rest.is_empty() {
+                return Some(false);
+            }
+            if let Some(sep) = sep {
+                let c = rest[0];
+                rest = &rest[1..];
+                if !sep.contains(&c) {
+                    return Some(false);
+                }
+            }
+            if rest.len() < 2 {
+                return Some(false);
+            }
+            let mut digits = false;
+            let mut used = 0;
+            for &c in &rest[..2] {
+                if c == b' ' {
+                    used += 1;
+                    continue;
+                }
+                if !c.is_ascii_digit() {
+                    if sep.is_some() && SEPARATORS.contains(&c) {
+                        break;
+                    }
+                    return None;
+                }
+                digits = true;
+                used += 1;
+            }
+            if !digits {
+                return Some(false);
+            }
+            rest = &rest[used..];
+            Some(true)
+        })();
+        match go {
+            None => return None,
+            Some(false) => break,
+            Some(true) => {}
+        }
+    }
+    Some(year)
+}

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use lofty::id3::v1::GENRES;
 
-use super::{Held, clean_text};
+use super::{Held, clean_text, timestamp_year};
 use crate::media::budget::{self, Limits};
 use crate::media::tags::{TagInfo, leading_year};
 
@@ -392,88 +392,6 @@ fn udta<'a>(m: &'a [u8], u: Atom, f: &mut Fields<'a>) -> Option<usize> {
         p = c.end();
     }
     Some(p)
-}
-
-/// lofty's `Timestamp::parse` in relaxed mode (what `Tag::date` uses), for the year only:
-/// `None` where it returns nothing or an error.
-pub(super) fn timestamp_year(s: &str) -> Option<u16> {
-    const SEPARATORS: &[u8] = b"-.T:";
-
-    fn segment(r: &mut &[u8], size: usize, sep: Option<&[u8]>) -> Result<(u16, usize), ()> {
-        if r.is_empty() {
-            return Ok((0, 0));
-        }
-        if let Some(sep) = sep {
-            let byte = r[0];
-            *r = &r[1..];
-            if !sep.contains(&byte) {
-                return Ok((0, 0));
-            }
-        }
-        if r.len() < size {
-            return Ok((0, 0));
-        }
-        let mut num: Option<u16> = None;
-        let mut count = 0;
-        for &c in &r[..size] {
-            if c == b' ' {
-                count += 1;
-                continue;
-            }
-            if !c.is_ascii_digit() {
-                if sep.is_some() && SEPARATORS.contains(&c) {
-                    break;
-                }
-                return Err(());
-            }
-            num = Some(num.unwrap_or(0) * 10 + u16::from(c - b'0'));
-            count += 1;
-        }
-        let Some(n) = num else {
-            return Ok((0, 0));
-        };
-        *r = &r[count..];
-        Ok((n, count))
-    }
-
-    let b = s.as_bytes();
-    let mut i = 0;
-    if b.is_empty() {
-        return None;
-    }
-    while b[i].is_ascii_whitespace() {
-        i += 1;
-        if i == b.len() {
-            return None;
-        }
-    }
-    let content = &b[i..b.len().min(i + 19)];
-    let seps = content
-        .iter()
-        .any(|&c| c != b'T' && SEPARATORS.contains(&c));
-    let mut r = content;
-    let (year, n) = segment(&mut r, 4, None).ok()?;
-    if n != 4 {
-        return None;
-    }
-    if r.is_empty() {
-        return Some(year);
-    }
-    let date_sep = seps.then_some(&SEPARATORS[..2]);
-    let time_sep = seps.then_some(&SEPARATORS[3..4]);
-    for sep in [
-        date_sep,
-        date_sep,
-        Some(&SEPARATORS[2..3]),
-        time_sep,
-        time_sep,
-    ] {
-        let (_, n) = segment(&mut r, 2, sep).ok()?;
-        if n == 0 {
-            break;
-        }
-    }
-    Some(year)
 }
 
 /// A reader over `stsd`'s content as lofty's cursor: seeks may pass the end, reads may not.

@@ -387,7 +387,6 @@ fn generated_mp3s_agree_with_lofty() {
     assert!(share >= 0.3, "the mp3 reader answered for only {share:.3}");
 }
 
-
 /// Tags lofty itself writes (ID3v2.4 and, converted on the way out, ID3v2.3; ID3v1
 /// beside them) onto the template, through its accessors and as raw frames, each in a
 /// random text encoding.

@@ -582,6 +582,6 @@ fn the_year_agrees_with_lofty_timestamps() {
             .ok()
             .flatten()
             .map(|t| t.year);
-        assert_eq!(super::mp4::timestamp_year(&s), want, "{s:?}");
+        assert_eq!(super::timestamp_year(&s), want, "{s:?}");
     }
 }

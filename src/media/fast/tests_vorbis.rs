@@ -16,7 +16,7 @@ use lofty::tag::TagExt;
 use lofty::tag::items::Timestamp;
 
 use super::tests::Tally;
-use super::vorbis::timestamp_year;
+use super::timestamp_year;
 
 fn template(name: &str) -> Vec<u8> {
     fs::read(

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{Held, clean_text};
+use super::{Held, clean_text, timestamp_year};
 use crate::media::budget::{self, Limits};
 use crate::media::tags::{TagInfo, leading_year};
 
@@ -309,86 +309,6 @@ impl Fields<'_> {
                     .find_map(|s| s.and_then(leading_year))
             });
     }
-}
-
-/// The year lofty's `Timestamp::parse(_, ParsingMode::Relaxed)` gives, `None` where it
-/// returns `Ok(None)` or an error.
-pub(super) fn timestamp_year(s: &str) -> Option<u16> {
-    const SEPARATORS: &[u8] = b"-.T:";
-    let b = s.as_bytes();
-    let skip = b.iter().position(|c| !c.is_ascii_whitespace())?;
-    let content = &b[skip..b.len().min(skip + 19)];
-    let seps = content
-        .iter()
-        .any(|&c| c != b'T' && SEPARATORS.contains(&c));
-    if content.len() < 4 {
-        return None;
-    }
-    let mut year: Option<u16> = None;
-    for &c in &content[..4] {
-        if c == b' ' {
-            continue;
-        }
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        year = Some(year.unwrap_or(0) * 10 + u16::from(c - b'0'));
-    }
-    let year = year?;
-    let mut rest = &content[4..];
-    let date_sep: Option<&[u8]> = seps.then_some(b"-.");
-    let time_sep: Option<&[u8]> = seps.then_some(b":");
-    for sep in [
-        date_sep,
-        date_sep,
-        Some(b"T".as_slice()),
-        time_sep,
-        time_sep,
-    ] {
-        // One segment of two: `Some(true)` read, `Some(false)` stop, `None` an error.
-        let go = (|| {
-            if rest.is_empty() {
-                return Some(false);
-            }
-            if let Some(sep) = sep {
-                let c = rest[0];
-                rest = &rest[1..];
-                if !sep.contains(&c) {
-                    return Some(false);
-                }
-            }
-            if rest.len() < 2 {
-                return Some(false);
-            }
-            let mut digits = false;
-            let mut used = 0;
-            for &c in &rest[..2] {
-                if c == b' ' {
-                    used += 1;
-                    continue;
-                }
-                if !c.is_ascii_digit() {
-                    if sep.is_some() && SEPARATORS.contains(&c) {
-                        break;
-                    }
-                    return None;
-                }
-                digits = true;
-                used += 1;
-            }
-            if !digits {
-                return Some(false);
-            }
-            rest = &rest[used..];
-            Some(true)
-        })();
-        match go {
-            None => return None,
-            Some(false) => break,
-            Some(true) => {}
-        }
-    }
-    Some(year)
 }
 
 #[derive(Clone, Copy, PartialEq)]
