@@ -14,7 +14,7 @@ mod formats;
 mod mp4;
 pub mod mutate;
 mod names;
-mod ogg;
+pub(crate) mod ogg;
 mod stream;
 mod tags;
 #[cfg(test)]

@@ -311,7 +311,7 @@ fn paginate(out: &mut Vec<u8>, serial: u32, seq: &mut u32, packets: &[&[u8]], fi
     }
 }
 
-fn write_page(
+pub(crate) fn write_page(
     out: &mut Vec<u8>,
     flags: u8,
     granule: u64,

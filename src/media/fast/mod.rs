@@ -99,17 +99,20 @@ pub fn read(held: &Held, path: &Path, limits: Limits) -> Option<TagInfo> {
 }
 
 fn dispatch(held: &Held, path: &Path, limits: Limits) -> Option<TagInfo> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)?;
+    let ext = path.extension()?.as_encoded_bytes();
+    let is = |names: &[&str]| names.iter().any(|n| ext.eq_ignore_ascii_case(n.as_bytes()));
     let head = held.get(0, 12)?;
-    match ext.as_str() {
-        "mp3" => mp3::read(held, limits),
-        "flac" if head.starts_with(b"fLaC") => flac::read(held, limits),
-        "ogg" | "opus" | "oga" if head.starts_with(b"OggS") => vorbis::read_ogg(held, limits),
-        "m4a" | "mp4" | "m4b" | "aac" if &head[4..8] == b"ftyp" => mp4::read(held, limits),
-        _ => None,
+    // Per file on the hot path: compared in place, no lower-cased copy of the extension.
+    if is(&["mp3"]) {
+        mp3::read(held, limits)
+    } else if is(&["flac"]) && head.starts_with(b"fLaC") {
+        flac::read(held, limits)
+    } else if is(&["ogg", "opus", "oga"]) && head.starts_with(b"OggS") {
+        vorbis::read_ogg(held, limits)
+    } else if is(&["m4a", "mp4", "m4b", "aac"]) && &head[4..8] == b"ftyp" {
+        mp4::read(held, limits)
+    } else {
+        None
     }
 }
 

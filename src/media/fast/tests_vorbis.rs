@@ -328,35 +328,10 @@ fn generated_flac_agrees_with_lofty() {
     );
 }
 
-/// Ogg CRC-32 (polynomial 0x04c11db7, not reflected): lofty does not check it, players do.
-fn ogg_crc(data: &[u8]) -> u32 {
-    let mut crc = 0u32;
-    for &b in data {
-        crc ^= u32::from(b) << 24;
-        for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 {
-                (crc << 1) ^ 0x04c1_1db7
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
-
+/// One page with a valid CRC (lofty does not check it, players do), through the
+/// generator's own page writer.
 fn ogg_page(out: &mut Vec<u8>, flags: u8, granule: u64, seq: u32, lacing: &[u8], body: &[u8]) {
-    let start = out.len();
-    out.extend_from_slice(b"OggS\0");
-    out.push(flags);
-    out.extend_from_slice(&granule.to_le_bytes());
-    out.extend_from_slice(&0x1234_5678u32.to_le_bytes());
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.push(lacing.len() as u8);
-    out.extend_from_slice(lacing);
-    out.extend_from_slice(body);
-    let crc = ogg_crc(&out[start..]);
-    out[start + 22..start + 26].copy_from_slice(&crc.to_le_bytes());
+    crate::r#gen::ogg::write_page(out, flags, granule, 0x1234_5678, seq, lacing, body);
 }
 
 /// Packets laid out over pages of at most `max_segs` lacing values each.
