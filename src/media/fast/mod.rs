@@ -18,7 +18,7 @@ use std::path::Path;
 
 use super::budget::Limits;
 use super::sparse::Segment;
-use super::tags::TagInfo;
+use super::tags::{TagInfo, leading_year};
 
 mod flac;
 mod mp3;
@@ -121,6 +121,15 @@ fn dispatch(held: &Held, path: &Path, limits: Limits) -> Option<TagInfo> {
 pub fn clean_text(s: &str) -> Option<String> {
     let s = s.trim_end_matches('\0');
     (!s.trim().is_empty()).then(|| s.to_string())
+}
+
+/// The year as `tags::year_of` takes it from one tag: the date item through lofty's
+/// relaxed timestamp parse (`Tag::date`), else the first of `items` (year, recording,
+/// release, original release date, in that order) with a standalone four-digit year.
+pub fn year_of(date: Option<&str>, items: [Option<&str>; 4]) -> Option<i32> {
+    date.and_then(timestamp_year)
+        .map(i32::from)
+        .or_else(|| items.into_iter().flatten().find_map(leading_year))
 }
 
 /// The year lofty's `Timestamp::parse(_, ParsingMode::Relaxed)` gives (what `Tag::date`

@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use lofty::id3::v1::GENRES;
 
-use super::{Held, clean_text, timestamp_year};
+use super::{Held, clean_text, year_of};
 use crate::media::budget::{self, Limits};
-use crate::media::tags::{TagInfo, leading_year};
+use crate::media::tags::TagInfo;
 
 /// Boxes walked and `stts` entries read, at most: lofty reads each with a few calls, so
 /// this keeps a parse far below the budget's read limit (`budget::MAX_READS`).
@@ -829,20 +829,19 @@ pub fn read(held: &Held, limits: Limits) -> Option<TagInfo> {
 
     let text = |t: Option<Text>| t.and_then(|t| clean_text(&t.str()));
     let recording = f.recording_date.map(Text::str);
-    let year = recording
-        .as_deref()
-        .and_then(timestamp_year)
-        .map(i32::from)
-        .or_else(|| {
-            [
-                recording.clone(),
-                f.release_date.map(Text::str),
-                f.original_date.map(Text::str),
-            ]
-            .into_iter()
-            .flatten()
-            .find_map(|s| leading_year(&s))
-        });
+    let (release, original) = (
+        f.release_date.map(Text::str),
+        f.original_date.map(Text::str),
+    );
+    let year = year_of(
+        recording.as_deref(),
+        [
+            None,
+            recording.as_deref(),
+            release.as_deref(),
+            original.as_deref(),
+        ],
+    );
     let genre = match f.genre {
         Some(t) => text(Some(t)),
         None if !f.has_gen_atom => f.gnre.and_then(clean_text),

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use super::{Held, clean_text, timestamp_year};
+use super::{Held, clean_text, year_of};
 use crate::media::budget::{self, Limits};
-use crate::media::tags::{TagInfo, leading_year};
+use crate::media::tags::TagInfo;
 
 /// Bytes a parse reads beyond head and tail, counted as `budget::Budgeted` counts them:
 /// lofty would stop with the budget's error past `limits.max_tag_bytes`, so the caller
@@ -298,16 +298,10 @@ impl Fields<'_> {
         info.genre = self.genre.and_then(clean_text);
         info.track_number = self.track;
         // `Tag::date()`: DATE if present (even if it does not parse), else YEAR.
-        info.year = self
-            .date
-            .or(self.year)
-            .and_then(timestamp_year)
-            .map(i32::from)
-            .or_else(|| {
-                [self.year, self.date, self.release_date, self.original_date]
-                    .into_iter()
-                    .find_map(|s| s.and_then(leading_year))
-            });
+        info.year = year_of(
+            self.date.or(self.year),
+            [self.year, self.date, self.release_date, self.original_date],
+        );
     }
 }
 
