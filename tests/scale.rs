@@ -204,3 +204,84 @@ fn first_load_builds_indexes_after_and_a_killed_load_gets_them_back() {
     assert_eq!(n(&again, "updated"), n(&first, "added"));
     assert_eq!(index_names(&db), want);
 }
+
+/// The journal mode the index file is in (asking does not change it).
+fn journal_mode(db: &Path) -> String {
+    Connection::open(db)
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_first_load_writes_through_a_rollback_journal_and_readers_work_throughout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tiny_library(tmp.path(), 4000, 6);
+    let db = tmp.path().join("x.db");
+    // The schema first, so that a reader never meets a file without one: the run below
+    // is still a first load (no row yet).
+    drop(musicdex::store::open(&db).unwrap());
+    assert_eq!(journal_mode(&db), "wal");
+
+    let child = std::process::Command::new(bin())
+        .args(["index", lib.to_str().unwrap(), "--db", db.to_str().unwrap()])
+        .arg("--json")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read-only commands while the load writes: each reads through SQLite's locks (the
+    // `-journal` beside the file says a writer is at work) and succeeds.
+    let mut reads = 0;
+    let mut child = child;
+    while child.try_wait().unwrap().is_none() {
+        ok(&["stats", "--db", db.to_str().unwrap()]);
+        reads += 1;
+    }
+    assert!(reads >= 1);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let first: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        first["metrics"]["first_load_journal"], "rollback",
+        "{first}"
+    );
+    assert_eq!(n(&first, "added"), 4000);
+    // Back in WAL mode, no journal left, every row and index in.
+    assert_eq!(journal_mode(&db), "wal");
+    assert!(!tmp.path().join("x.db-journal").exists());
+    let conn = Connection::open(&db).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let (rows, pending): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM library_index), (SELECT count(*) FROM pending_indexes)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((rows, pending), (4000, 0));
+    drop(conn);
+
+    // A run into an index that holds rows is no first load: WAL throughout.
+    let again = index_json(&lib, &db, &["--full"]);
+    assert!(
+        again["metrics"].get("first_load_journal").is_none(),
+        "{again}"
+    );
+    assert_eq!(n(&again, "updated"), 4000);
+
+    // With another connection holding the index open the switch cannot be made: the
+    // first load goes through the WAL, as it did before, and loses nothing.
+    let other = tmp.path().join("held.db");
+    let holder = musicdex::store::open(&other).unwrap();
+    let held = index_json(&lib, &other, &[]);
+    assert_eq!(held["metrics"]["first_load_journal"], "wal", "{held}");
+    let rows: i64 = holder
+        .query_row("SELECT count(*) FROM library_index", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 4000);
+    drop(holder);
+    assert_eq!(journal_mode(&other), "wal");
+}

@@ -83,6 +83,11 @@ pub struct Metrics {
     /// Marking vanished files and logging the run.
     pub finish_secs: f64,
     pub transactions: u64,
+    /// A first load into an empty index (its secondary indexes built after the rows):
+    /// the journal it wrote through, `rollback`, or `wal` when another connection had the
+    /// index open. Absent for a run into an index that held rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_load_journal: Option<&'static str>,
     pub files_read: u64,
     pub bytes_read: u64,
     /// Of `bytes_read`, what the audio hash read beyond the head and tail (threads and
@@ -294,6 +299,13 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
             rows_written: report.rows_written,
             finish_secs,
             transactions: report.transactions,
+            first_load_journal: report
+                .deferred_indexes
+                .then_some(if report.rollback_journal {
+                    "rollback"
+                } else {
+                    "wal"
+                }),
             files_read: counters.read.load(Ordering::Relaxed),
             bytes_read: counters.bytes_read.load(Ordering::Relaxed),
             audio_extra_bytes: counters.audio_bytes.load(Ordering::Relaxed),

@@ -62,6 +62,12 @@ pub fn print_summary(
             "  writer busy        {:>9.3}s in {} transactions, {} rows written",
             m.write_busy_secs, m.transactions, m.rows_written
         )?;
+        if let Some(journal) = m.first_load_journal {
+            writeln!(
+                out,
+                "  first load         indexes built after the rows, {journal} journal"
+            )?;
+        }
         writeln!(out, "  mark removed, log  {:>9.3}s", m.finish_secs)?;
         writeln!(out, "  files opened       {:>9}", m.files_read)?;
         // Head and tail for the hash plus the tag blocks the parser asked for: what was

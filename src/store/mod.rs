@@ -108,18 +108,39 @@ pub fn open_read_only(path: &Path) -> Result<Connection> {
     // read through it, sharing its `-shm`. Without one, the file alone is the whole index;
     // opening it immutable reads it without creating `-wal`/`-shm` beside it, which a
     // read-only user could not do and a writable folder would keep.
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    let live = Path::new(&wal).exists();
+    // A first load writes through a rollback journal (`writer`): its `-journal` file is
+    // there from its first commit to its last, and after a kill, until the next writer
+    // rolls the interrupted batch back. An immutable read would see a half-written batch.
+    let companion = |suffix: &str| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        std::fs::metadata(p).ok()
+    };
+    let journal = companion("-journal");
+    let live = companion("-wal").is_some() || journal.is_some();
+    // A journal with bytes in it holds the pages of a batch that was being written: the
+    // file alone is not an index then, and reading past the lock would show that batch
+    // half-written.
+    let torn = journal.is_some_and(|m| m.len() > 0);
     let conn = open_flags_ro(path, !live)
         .or_else(|e| {
-            if live {
+            if live && !torn {
                 open_flags_ro(path, true)
             } else {
                 Err(e)
             }
         })
-        .with_context(|| format!("cannot open database {}", path.display()))?;
+        .with_context(|| {
+            if torn {
+                format!(
+                    "cannot open database {}: an interrupted `musicdex index` left its \
+                     -journal beside it (run `musicdex index` once to roll it back)",
+                    path.display()
+                )
+            } else {
+                format!("cannot open database {}", path.display())
+            }
+        })?;
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .with_context(|| format!("{} is not a musicdex index", path.display()))?;
@@ -184,15 +205,37 @@ fn uri_path(path: &Path) -> String {
 }
 
 fn configure(conn: &Connection) -> Result<()> {
-    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     // WAL: readers never block the writer, and a killed run leaves the last committed
     // batch intact. NORMAL is durable across process crashes; only an OS crash can
     // lose the last batches, which the next run re-indexes.
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    enter_wal(conn)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "cache_size", -64_000)?;
     Ok(())
+}
+
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Put the index in WAL mode, unless a first load holds it in a rollback journal
+/// (`writer`): that takes a moment with no transaction open, and a first load of a big
+/// library holds one nearly all the time. Waiting for the whole load would make every
+/// other command wait with it; reading and writing work in the loader's mode (SQLite
+/// takes the locks), and the loader puts the index back in WAL mode when it is done.
+fn enter_wal(conn: &Connection) -> Result<()> {
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    if mode.eq_ignore_ascii_case("wal") {
+        return Ok(());
+    }
+    conn.busy_timeout(Duration::ZERO)?;
+    let switched = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0));
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    match switched {
+        Ok(_) => Ok(()),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// What the index holds about one file, enough to decide whether to read it again.
