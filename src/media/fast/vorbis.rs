@@ -429,7 +429,10 @@ fn rfind(held: &Held, cost: &mut Cost, start: u64, end: u64) -> Option<Option<u6
         let from = cur - n;
         let window = held.get(from, n as usize)?;
         cost.add(from, cur);
-        if let Some(i) = window.windows(4).rposition(|w| w == b"OggS") {
+        // memrchr finds the rare 'O' a vector at a time; comparing every 4-byte window
+        // walked a whole tiny file back from its end (2.4% of a 100k-file index's CPU).
+        let last = memchr::memrchr_iter(b'O', window).find(|&i| window[i..].starts_with(b"OggS"));
+        if let Some(i) = last {
             return Some(Some(from + i as u64));
         }
         cur -= n.min(step);
