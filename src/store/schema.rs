@@ -479,6 +479,9 @@ pub fn drop_secondary_indexes(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// Page cache, in KiB, while the indexes a bulk load dropped are built.
+const BUILD_CACHE_KIB: i64 = 16_000;
+
 /// Build every index a bulk load dropped (no-op when none is pending).
 pub fn restore_secondary_indexes(conn: &Connection) -> Result<()> {
     let pending: Vec<(String, String)> = conn
@@ -488,6 +491,12 @@ pub fn restore_secondary_indexes(conn: &Connection) -> Result<()> {
     if pending.is_empty() {
         return Ok(());
     }
+    // The sorter of an index build keeps up to the page cache's size of keys in memory
+    // before it spills a sorted run, on top of the cache itself: at 1M files the builds
+    // took the run's peak RSS from ~130 MB to 276-283 MB with the 64 MB cache, 229-230 MB
+    // with 16 MB, in the same time (25-29 s vs 25 s for the whole run, A B B A).
+    let cache: i64 = conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
+    conn.pragma_update(None, "cache_size", -BUILD_CACHE_KIB)?;
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let built = pending.iter().try_for_each(|(name, sql)| {
         let exists: bool = conn.query_row(
@@ -501,7 +510,8 @@ pub fn restore_secondary_indexes(conn: &Connection) -> Result<()> {
         conn.execute("DELETE FROM pending_indexes WHERE name = ?1", [name])?;
         Ok::<_, rusqlite::Error>(())
     });
-    match built {
+    let restored = conn.pragma_update(None, "cache_size", cache);
+    match built.and(restored) {
         Ok(()) => conn.execute_batch("COMMIT")?,
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
