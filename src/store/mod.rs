@@ -209,8 +209,9 @@ fn configure(conn: &Connection) -> Result<()> {
     // WAL: readers never block the writer, and a killed run leaves the last committed
     // batch intact. NORMAL is durable across process crashes; only an OS crash can
     // lose the last batches, which the next run re-indexes.
-    enter_wal(conn)?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // (In a first load's rollback journal, FULL: see `writer`.)
+    let wal = enter_wal(conn)?;
+    conn.pragma_update(None, "synchronous", if wal { "NORMAL" } else { "FULL" })?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "cache_size", -64_000)?;
     Ok(())
@@ -223,17 +224,18 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// library holds one nearly all the time. Waiting for the whole load would make every
 /// other command wait with it; reading and writing work in the loader's mode (SQLite
 /// takes the locks), and the loader puts the index back in WAL mode when it is done.
-fn enter_wal(conn: &Connection) -> Result<()> {
+/// Whether the index is in WAL mode now.
+fn enter_wal(conn: &Connection) -> Result<bool> {
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
     if mode.eq_ignore_ascii_case("wal") {
-        return Ok(());
+        return Ok(true);
     }
     conn.busy_timeout(Duration::ZERO)?;
     let switched = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0));
     conn.busy_timeout(BUSY_TIMEOUT)?;
     match switched {
-        Ok(_) => Ok(()),
-        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => Ok(()),
+        Ok(mode) => Ok(mode.eq_ignore_ascii_case("wal")),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }

@@ -163,15 +163,20 @@ fn enter_rollback_journal(conn: &Connection) -> Result<bool> {
 
 /// Back to WAL mode once the rows and the indexes are in. A reader in the middle of a
 /// read holds the switch up; if one is still reading after the busy timeout, the index
-/// stays in the rollback journal's mode (consistent) and the next connection opened
-/// (`store::open`) puts it back.
+/// stays in the rollback journal's mode (consistent), with `synchronous=FULL`, which that
+/// mode needs against an OS crash, and the next connection opened (`store::open`) puts it
+/// back.
 fn leave_rollback_journal(conn: &Connection) -> Result<()> {
-    match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
-        Ok(_) => {}
-        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {}
+    let mode = match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+        Ok(mode) => mode,
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+            return Ok(());
+        }
         Err(e) => return Err(e.into()),
+    };
+    if mode.eq_ignore_ascii_case("wal") {
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
     }
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(())
 }
 
