@@ -213,6 +213,12 @@ fn journal_mode(db: &Path) -> String {
         .unwrap()
 }
 
+/// Whether the index file is out of WAL mode: leaving it rewrites the header's format
+/// bytes (18 and 19) from 2 to 1.
+fn in_rollback_journal(db: &Path) -> bool {
+    fs::read(db).is_ok_and(|b| b.len() >= 20 && b[18] == 1 && b[19] == 1)
+}
+
 #[test]
 fn a_first_load_writes_through_a_rollback_journal_and_readers_work_throughout() {
     let tmp = tempfile::tempdir().unwrap();
@@ -230,9 +236,18 @@ fn a_first_load_writes_through_a_rollback_journal_and_readers_work_throughout() 
         .spawn()
         .unwrap();
     // Read-only commands while the load writes: each reads through SQLite's locks (the
-    // `-journal` beside the file says a writer is at work) and succeeds.
-    let mut reads = 0;
+    // `-journal` beside the file says a writer is at work) and succeeds. They start once
+    // the load has left WAL mode: one that had the index open then would have kept the
+    // load in WAL mode (as the end of this test shows).
     let mut child = child;
+    while !in_rollback_journal(&db) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the load ended before it left WAL mode"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let mut reads = 0;
     while child.try_wait().unwrap().is_none() {
         ok(&["stats", "--db", db.to_str().unwrap()]);
         reads += 1;
@@ -284,4 +299,81 @@ fn a_first_load_writes_through_a_rollback_journal_and_readers_work_throughout() 
     assert_eq!(rows, 4000);
     drop(holder);
     assert_eq!(journal_mode(&other), "wal");
+}
+
+#[test]
+fn a_reader_holding_up_a_first_load_makes_it_wait_not_fail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tiny_library(tmp.path(), 3000, 8);
+    let db = tmp.path().join("x.db");
+    drop(musicdex::store::open(&db).unwrap());
+    let mut child = std::process::Command::new(bin())
+        .args(["index", lib.to_str().unwrap(), "--db", db.to_str().unwrap()])
+        .arg("--json")
+        // A busy timeout far shorter than the reader's hold below: each COMMIT gives up
+        // many times before the reader goes.
+        .env("MUSICDEX_BUSY_TIMEOUT_MS", "200")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the load has left WAL mode (before its first transaction) a reader opens a
+    // read transaction, which the load's commit of its rows meets.
+    while !in_rollback_journal(&db) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the load ended before it left WAL mode"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let reader = Connection::open(&db).unwrap();
+    reader
+        .busy_timeout(std::time::Duration::from_secs(20))
+        .unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM library_index", [], |r| r.get(0))
+        .unwrap();
+    // Held until the load says it waits (it must commit its rows at some point, and
+    // cannot while this read is open), or for a minute if it never does.
+    let stderr = child.stderr.take().unwrap();
+    let (said, heard) = std::sync::mpsc::channel();
+    let lines = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let line = line.unwrap();
+            if line.contains("waiting for another connection to end its read") {
+                let _ = said.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let waited = heard
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .is_ok();
+    // Past ten busy timeouts: the commit kept waiting rather than give up.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    reader.execute_batch("COMMIT").unwrap();
+    drop(reader);
+
+    let out = child.wait_with_output().unwrap();
+    let stderr = lines.join().unwrap();
+    assert!(waited, "the load never met the reader: {stderr}");
+    assert!(out.status.success(), "{stderr}");
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(run["metrics"]["first_load_journal"], "rollback", "{run}");
+    assert_eq!(n(&run, "added"), 3000);
+    let conn = Connection::open(&db).unwrap();
+    let (check, rows): (String, i64) = conn
+        .query_row(
+            "SELECT (SELECT integrity_check FROM pragma_integrity_check),
+                    (SELECT count(*) FROM library_index)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((check.as_str(), rows), ("ok", 3000));
+    assert_eq!(journal_mode(&db), "wal");
 }

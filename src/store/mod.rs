@@ -181,7 +181,7 @@ fn open_flags_ro(path: &Path, immutable: bool) -> Result<Connection> {
     } else {
         Connection::open_with_flags(path, flags)?
     };
-    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.busy_timeout(busy_timeout())?;
     // Opening is lazy: touch the schema now, so a refusal shows here.
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
         r.get::<_, i64>(0)
@@ -205,7 +205,7 @@ fn uri_path(path: &Path) -> String {
 }
 
 fn configure(conn: &Connection) -> Result<()> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_timeout(busy_timeout())?;
     // WAL: readers never block the writer, and a killed run leaves the last committed
     // batch intact. NORMAL is durable across process crashes; only an OS crash can
     // lose the last batches, which the next run re-indexes.
@@ -217,7 +217,45 @@ fn configure(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection waits for another's lock before it reports the index busy: 30 s,
+/// or `MUSICDEX_BUSY_TIMEOUT_MS`.
+pub(crate) fn busy_timeout() -> Duration {
+    static TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *TIMEOUT.get_or_init(|| {
+        std::env::var("MUSICDEX_BUSY_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+            .unwrap_or(Duration::from_secs(30))
+    })
+}
+
+/// COMMIT, for as long as readers hold it up. In WAL mode none can; in a first load's
+/// rollback journal (`writer`) a commit needs every reader gone, and one that kept a read
+/// transaction open past the busy timeout failed the load, where the batch was whole and
+/// only had to wait: after a busy COMMIT SQLite keeps the transaction, to be committed
+/// again, and no new reader comes in meanwhile (the committer holds the pending lock). A
+/// second Ctrl-C stops the process at once, the index consistent.
+pub(crate) fn commit_waiting(conn: &Connection) -> Result<()> {
+    let mut told = false;
+    loop {
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => return Ok(()),
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+                if !told {
+                    eprintln!(
+                        "musicdex: waiting for another connection to end its read of the \
+                         index (a first load writes through a rollback journal, and its \
+                         commit needs every reader gone; Ctrl-C twice stops now, whole \
+                         batches stay)"
+                    );
+                    told = true;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
 
 /// Put the index in WAL mode, unless a first load holds it in a rollback journal
 /// (`writer`): that takes a moment with no transaction open, and a first load of a big
@@ -232,7 +270,7 @@ fn enter_wal(conn: &Connection) -> Result<bool> {
     }
     conn.busy_timeout(Duration::ZERO)?;
     let switched = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0));
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_timeout(busy_timeout())?;
     match switched {
         Ok(mode) => Ok(mode.eq_ignore_ascii_case("wal")),
         Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => Ok(false),

@@ -511,12 +511,13 @@ pub fn restore_secondary_indexes(conn: &Connection) -> Result<()> {
         Ok::<_, rusqlite::Error>(())
     });
     let restored = conn.pragma_update(None, "cache_size", cache);
-    match built.and(restored) {
-        Ok(()) => conn.execute_batch("COMMIT")?,
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            return Err(e).context("rebuilding the indexes of an interrupted first load");
-        }
+    let committed = built
+        .and(restored)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| super::commit_waiting(conn));
+    if let Err(e) = committed {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(e).context("building the indexes of a first load");
     }
     Ok(())
 }

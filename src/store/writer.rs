@@ -149,7 +149,7 @@ fn enter_rollback_journal(conn: &Connection) -> Result<bool> {
     let mode = conn.query_row("PRAGMA journal_mode = TRUNCATE", [], |r| {
         r.get::<_, String>(0)
     });
-    conn.busy_timeout(super::BUSY_TIMEOUT)?;
+    conn.busy_timeout(super::busy_timeout())?;
     let entered = match mode {
         Ok(m) => m.eq_ignore_ascii_case("truncate"),
         Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => false,
@@ -285,7 +285,7 @@ impl Writer {
         }
         let started = Instant::now();
         let n = pending.len() as u64;
-        let tx = self.conn.transaction()?;
+        let mut tx = self.conn.transaction()?;
         let before = tx.total_changes();
         {
             let mut insert = tx.prepare_cached(INSERT)?;
@@ -355,7 +355,13 @@ impl Writer {
             }
         }
         let changed = tx.total_changes() - before;
-        tx.commit()?;
+        // The transaction outlives a busy COMMIT: `commit_waiting` commits it again.
+        tx.set_drop_behavior(rusqlite::DropBehavior::Ignore);
+        drop(tx);
+        if let Err(e) = super::commit_waiting(&self.conn) {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e);
+        }
         self.report.rows_written += changed;
         self.report.transactions += 1;
         self.report.busy += started.elapsed();
