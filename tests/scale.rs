@@ -6,7 +6,8 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 use common::*;
 use rusqlite::Connection;
@@ -213,40 +214,59 @@ fn journal_mode(db: &Path) -> String {
         .unwrap()
 }
 
-/// Whether the index file is out of WAL mode: leaving it rewrites the header's format
-/// bytes (18 and 19) from 2 to 1.
-fn in_rollback_journal(db: &Path) -> bool {
-    fs::read(db).is_ok_and(|b| b.len() >= 20 && b[18] == 1 && b[19] == 1)
+/// A tiny library of `files` files and, beside it, an index with its schema but no row:
+/// a reader never meets a file without one, and the next run is still a first load.
+fn library_and_empty_index(files: usize, seed: u64) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tiny_library(tmp.path(), files, seed);
+    let db = tmp.path().join("x.db");
+    drop(musicdex::store::open(&db).unwrap());
+    (tmp, lib, db)
 }
 
-#[test]
-fn a_first_load_writes_through_a_rollback_journal_and_readers_work_throughout() {
-    let tmp = tempfile::tempdir().unwrap();
-    let lib = tiny_library(tmp.path(), 4000, 6);
-    let db = tmp.path().join("x.db");
-    // The schema first, so that a reader never meets a file without one: the run below
-    // is still a first load (no row yet).
-    drop(musicdex::store::open(&db).unwrap());
-    assert_eq!(journal_mode(&db), "wal");
-
-    let child = std::process::Command::new(bin())
+/// `musicdex index LIB --db DB --json` started, its stdout and stderr piped.
+fn spawn_index(lib: &Path, db: &Path, env: &[(&str, &str)]) -> Child {
+    Command::new(bin())
         .args(["index", lib.to_str().unwrap(), "--db", db.to_str().unwrap()])
         .arg("--json")
-        .stdout(std::process::Stdio::piped())
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    // Read-only commands while the load writes: each reads through SQLite's locks (the
-    // `-journal` beside the file says a writer is at work) and succeeds. They start once
-    // the load has left WAL mode: one that had the index open then would have kept the
-    // load in WAL mode (as the end of this test shows).
-    let mut child = child;
-    while !in_rollback_journal(&db) {
+        .unwrap()
+}
+
+/// Wait until the load `child` runs has left WAL mode (before its first transaction).
+fn wait_for_rollback_journal(child: &mut Child, db: &Path) {
+    while !in_rollback_journal(db) {
         assert!(
             child.try_wait().unwrap().is_none(),
             "the load ended before it left WAL mode"
         );
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
+}
+
+/// Whether the index file is out of WAL mode: leaving it rewrites the header's format
+/// bytes (18 and 19) from 2 to 1.
+fn in_rollback_journal(db: &Path) -> bool {
+    let mut header = [0u8; 20];
+    fs::File::open(db)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header))
+        .is_ok_and(|()| header[18] == 1 && header[19] == 1)
+}
+
+#[test]
+fn a_first_load_writes_through_a_rollback_journal_and_readers_work_throughout() {
+    let (tmp, lib, db) = library_and_empty_index(4000, 6);
+    assert_eq!(journal_mode(&db), "wal");
+
+    let mut child = spawn_index(&lib, &db, &[]);
+    // Read-only commands while the load writes: each reads through SQLite's locks (the
+    // `-journal` beside the file says a writer is at work) and succeeds. They start once
+    // the load has left WAL mode: one that had the index open then would have kept the
+    // load in WAL mode (as the end of this test shows).
+    wait_for_rollback_journal(&mut child, &db);
     let mut reads = 0;
     while child.try_wait().unwrap().is_none() {
         ok(&["stats", "--db", db.to_str().unwrap()]);
@@ -303,29 +323,13 @@ fn a_first_load_writes_through_a_rollback_journal_and_readers_work_throughout() 
 
 #[test]
 fn a_reader_holding_up_a_first_load_makes_it_wait_not_fail() {
-    let tmp = tempfile::tempdir().unwrap();
-    let lib = tiny_library(tmp.path(), 3000, 8);
-    let db = tmp.path().join("x.db");
-    drop(musicdex::store::open(&db).unwrap());
-    let mut child = std::process::Command::new(bin())
-        .args(["index", lib.to_str().unwrap(), "--db", db.to_str().unwrap()])
-        .arg("--json")
-        // A busy timeout far shorter than the reader's hold below: each COMMIT gives up
-        // many times before the reader goes.
-        .env("MUSICDEX_BUSY_TIMEOUT_MS", "200")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Once the load has left WAL mode (before its first transaction) a reader opens a
-    // read transaction, which the load's commit of its rows meets.
-    while !in_rollback_journal(&db) {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the load ended before it left WAL mode"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    let (_tmp, lib, db) = library_and_empty_index(3000, 8);
+    // A busy timeout far shorter than the reader's hold below: each COMMIT gives up many
+    // times before the reader goes.
+    let mut child = spawn_index(&lib, &db, &[("MUSICDEX_BUSY_TIMEOUT_MS", "200")]);
+    // Once the load has left WAL mode a reader opens a read transaction, which the
+    // load's commit of its rows meets.
+    wait_for_rollback_journal(&mut child, &db);
     let reader = Connection::open(&db).unwrap();
     reader
         .busy_timeout(std::time::Duration::from_secs(20))

@@ -209,9 +209,11 @@ fn configure(conn: &Connection) -> Result<()> {
     // WAL: readers never block the writer, and a killed run leaves the last committed
     // batch intact. NORMAL is durable across process crashes; only an OS crash can
     // lose the last batches, which the next run re-indexes.
-    // (In a first load's rollback journal, FULL: see `writer`.)
-    let wal = enter_wal(conn)?;
-    conn.pragma_update(None, "synchronous", if wal { "NORMAL" } else { "FULL" })?;
+    // Not waiting: a first load may hold the index in a rollback journal (`writer`), and
+    // holds a transaction nearly all the time. Waiting for the whole load would make every
+    // other command wait with it; reading and writing work in the loader's mode (SQLite
+    // takes the locks), and the loader puts the index back in WAL mode when it is done.
+    switch_journal(conn, "wal", false)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "cache_size", -64_000)?;
     Ok(())
@@ -235,7 +237,8 @@ pub(crate) fn busy_timeout() -> Duration {
 /// transaction open past the busy timeout failed the load, where the batch was whole and
 /// only had to wait: after a busy COMMIT SQLite keeps the transaction, to be committed
 /// again, and no new reader comes in meanwhile (the committer holds the pending lock). A
-/// second Ctrl-C stops the process at once, the index consistent.
+/// second Ctrl-C stops the process at once, the index consistent. Any other error rolls
+/// the transaction back.
 pub(crate) fn commit_waiting(conn: &Connection) -> Result<()> {
     let mut told = false;
     loop {
@@ -252,30 +255,38 @@ pub(crate) fn commit_waiting(conn: &Connection) -> Result<()> {
                     told = true;
                 }
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e.into());
+            }
         }
     }
 }
 
-/// Put the index in WAL mode, unless a first load holds it in a rollback journal
-/// (`writer`): that takes a moment with no transaction open, and a first load of a big
-/// library holds one nearly all the time. Waiting for the whole load would make every
-/// other command wait with it; reading and writing work in the loader's mode (SQLite
-/// takes the locks), and the loader puts the index back in WAL mode when it is done.
-/// Whether the index is in WAL mode now.
-fn enter_wal(conn: &Connection) -> Result<bool> {
-    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
-    if mode.eq_ignore_ascii_case("wal") {
-        return Ok(true);
+/// Put the index in journal mode `mode` (`wal`, or `truncate` for a first load), with
+/// the `synchronous` that mode needs: NORMAL in WAL, FULL in a rollback journal (synced
+/// before the database is written, so an OS crash mid-commit cannot tear the file). The
+/// switch needs the index to itself: another connection holding it makes it give up at
+/// once, or with `wait` after the busy timeout. Whether the index is in `mode` now.
+pub(crate) fn switch_journal(conn: &Connection, mode: &str, wait: bool) -> Result<bool> {
+    let mut now: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    if !now.eq_ignore_ascii_case(mode) {
+        if !wait {
+            conn.busy_timeout(Duration::ZERO)?;
+        }
+        let switched = conn.query_row(&format!("PRAGMA journal_mode = {mode}"), [], |r| {
+            r.get::<_, String>(0)
+        });
+        conn.busy_timeout(busy_timeout())?;
+        match switched {
+            Ok(m) => now = m,
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
-    conn.busy_timeout(Duration::ZERO)?;
-    let switched = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0));
-    conn.busy_timeout(busy_timeout())?;
-    match switched {
-        Ok(mode) => Ok(mode.eq_ignore_ascii_case("wal")),
-        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    let wal = now.eq_ignore_ascii_case("wal");
+    conn.pragma_update(None, "synchronous", if wal { "NORMAL" } else { "FULL" })?;
+    Ok(now.eq_ignore_ascii_case(mode))
 }
 
 /// What the index holds about one file, enough to decide whether to read it again.

@@ -511,14 +511,11 @@ pub fn restore_secondary_indexes(conn: &Connection) -> Result<()> {
         Ok::<_, rusqlite::Error>(())
     });
     let restored = conn.pragma_update(None, "cache_size", cache);
-    let committed = built
-        .and(restored)
-        .map_err(anyhow::Error::from)
-        .and_then(|()| super::commit_waiting(conn));
-    if let Err(e) = committed {
+    if let Err(e) = built.and(restored) {
         let _ = conn.execute_batch("ROLLBACK");
         return Err(e).context("building the indexes of a first load");
     }
+    super::commit_waiting(conn).context("building the indexes of a first load")?;
     Ok(())
 }
 

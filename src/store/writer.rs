@@ -71,7 +71,7 @@ pub struct WriterReport {
     pub rows_written: u64,
     /// Secondary indexes were dropped for a first load and built after it.
     pub deferred_indexes: bool,
-    /// The first load wrote through a rollback journal (see [`enter_rollback_journal`]).
+    /// The first load wrote through a rollback journal (see `Writer::new`).
     pub rollback_journal: bool,
 }
 
@@ -130,56 +130,6 @@ const REACTIVATE: &str = "UPDATE library_index SET last_verified = ?1, is_active
 const RUN_AUTOCHECKPOINT_PAGES: i64 = 16_384;
 const DEFAULT_AUTOCHECKPOINT_PAGES: i64 = 1000;
 
-/// A first load into an empty index writes through a rollback journal instead of the
-/// WAL. Pages past the end of the file a transaction started with need no journal (there
-/// is nothing to restore), and a first load only appends: the rows and then the index
-/// builds go to the database file once, where through the WAL every page was written
-/// twice, and the builds' pages, pushing the WAL past the checkpoint size, were copied
-/// back in the run's tail while the engines were done (100k tiny files: the last 0.35 s
-/// of a 2.7 s run, one core idle). A kill leaves a hot journal that the next connection
-/// to write rolls back, as it would the WAL: only whole batches stay. `synchronous=FULL`
-/// syncs the journal before the database is written, so an OS crash mid-commit cannot
-/// tear the file either (in WAL mode NORMAL is enough for that). What changes while it
-/// lasts: a reader holds up a commit for as long as it reads (the busy timeout), where
-/// WAL readers never did. The switch needs the index to itself; when another connection
-/// has it open the load stays in WAL mode, as before.
-fn enter_rollback_journal(conn: &Connection) -> Result<bool> {
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.busy_timeout(Duration::ZERO)?;
-    let mode = conn.query_row("PRAGMA journal_mode = TRUNCATE", [], |r| {
-        r.get::<_, String>(0)
-    });
-    conn.busy_timeout(super::busy_timeout())?;
-    let entered = match mode {
-        Ok(m) => m.eq_ignore_ascii_case("truncate"),
-        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => false,
-        Err(e) => return Err(e.into()),
-    };
-    if !entered {
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-    }
-    Ok(entered)
-}
-
-/// Back to WAL mode once the rows and the indexes are in. A reader in the middle of a
-/// read holds the switch up; if one is still reading after the busy timeout, the index
-/// stays in the rollback journal's mode (consistent), with `synchronous=FULL`, which that
-/// mode needs against an OS crash, and the next connection opened (`store::open`) puts it
-/// back.
-fn leave_rollback_journal(conn: &Connection) -> Result<()> {
-    let mode = match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
-        Ok(mode) => mode,
-        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
-            return Ok(());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if mode.eq_ignore_ascii_case("wal") {
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-    }
-    Ok(())
-}
-
 pub struct Writer {
     conn: Connection,
     opts: WriterOptions,
@@ -212,7 +162,16 @@ impl Writer {
             if empty {
                 schema::drop_secondary_indexes(&conn)?;
                 report.deferred_indexes = true;
-                report.rollback_journal = enter_rollback_journal(&conn)?;
+                // A first load writes through a rollback journal instead of the WAL.
+                // Pages past the file's end at a transaction's start need no journal, and
+                // a first load only appends: rows and index builds reach the file once,
+                // where through the WAL each was written twice and the builds' checkpoint
+                // copied it all back in the run's tail, one core idle (100k tiny files:
+                // the last 0.35 s of 2.7 s). A kill leaves a journal the next writer rolls
+                // back: only whole batches stay. While it lasts a reader holds up a commit
+                // (`store::commit_waiting`). With another connection on the index the
+                // switch is not made and the load goes through the WAL, as before.
+                report.rollback_journal = super::switch_journal(&conn, "truncate", false)?;
             }
         }
         Ok(Writer {
@@ -274,7 +233,9 @@ impl Writer {
                 .pragma_update(None, "wal_autocheckpoint", DEFAULT_AUTOCHECKPOINT_PAGES)?;
         }
         if self.report.rollback_journal {
-            leave_rollback_journal(&self.conn)?;
+            // A reader still reading after the busy timeout leaves the index in the
+            // rollback journal's mode (consistent); the next `store::open` puts it back.
+            super::switch_journal(&self.conn, "wal", true)?;
         }
         Ok((self.conn, self.report, self.seen))
     }
@@ -358,10 +319,7 @@ impl Writer {
         // The transaction outlives a busy COMMIT: `commit_waiting` commits it again.
         tx.set_drop_behavior(rusqlite::DropBehavior::Ignore);
         drop(tx);
-        if let Err(e) = super::commit_waiting(&self.conn) {
-            let _ = self.conn.execute_batch("ROLLBACK");
-            return Err(e);
-        }
+        super::commit_waiting(&self.conn)?;
         self.report.rows_written += changed;
         self.report.transactions += 1;
         self.report.busy += started.elapsed();
