@@ -7,7 +7,7 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use common::*;
 use rusqlite::Connection;
@@ -380,4 +380,91 @@ fn a_reader_holding_up_a_first_load_makes_it_wait_not_fail() {
         .unwrap();
     assert_eq!((check.as_str(), rows), ("ok", 3000));
     assert_eq!(journal_mode(&db), "wal");
+}
+
+/// `musicdex index LIB --db DB --json` with SQLite's temporary files in `tmpdir`, the
+/// index builds spilling their sort runs once they hold 1 KiB of keys (the sorter's floor,
+/// 1 MiB, then applies). With `room`, `tmpdir` is a tmpfs of that size mounted for this
+/// run alone (`unshare -rm`); None if this machine cannot make one.
+fn index_spilling_to(lib: &Path, db: &Path, tmpdir: &Path, room: Option<&str>) -> Option<Output> {
+    let mut cmd = match room {
+        Some(size) => {
+            let mut c = Command::new("unshare");
+            c.args(["-rm", "sh", "-c"])
+                .arg(r#"mount -t tmpfs -o size="$1" none "$2" && shift 2 && exec "$@""#)
+                .arg("sh")
+                .arg(size)
+                .arg(tmpdir)
+                .arg(bin());
+            c
+        }
+        None => Command::new(bin()),
+    };
+    cmd.args(["index", lib.to_str().unwrap(), "--db", db.to_str().unwrap()])
+        .args(["--json", "--no-progress"])
+        .env("SQLITE_TMPDIR", tmpdir)
+        .env("MUSICDEX_BUILD_CACHE_KIB", "1");
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if room.is_some() && !out.status.success() && stderr.contains("unshare") {
+        return None;
+    }
+    Some(out)
+}
+
+/// Every index of a fresh schema is there, none pending, every row in, the file sound.
+fn assert_built(db: &Path, want: &[String], rows: i64) {
+    assert_eq!(index_names(db), want);
+    let conn = Connection::open(db).unwrap();
+    let got: (i64, i64, String) = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM pending_indexes), (SELECT count(*) FROM library_index),
+                    (SELECT integrity_check FROM pragma_integrity_check)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(got, (0, rows, "ok".to_string()));
+}
+
+#[test]
+fn index_builds_sort_through_temporary_files_and_fall_back_to_memory_without_room() {
+    const NOTICE: &str = "sorting in memory instead";
+    // Paths of ~500 bytes, so that 3000 files' path keys pass the sorter's 1 MiB floor.
+    let tmp = tempfile::tempdir().unwrap();
+    let deep = tmp.path().join("a".repeat(200)).join("b".repeat(200));
+    let lib = tiny_library(&deep, 3000, 9);
+    let db = tmp.path().join("x.db");
+    drop(musicdex::store::open(&db).unwrap());
+    let want = index_names(&db);
+    let pristine = tmp.path().join("pristine.db");
+    fs::copy(&db, &pristine).unwrap();
+
+    // Room enough: the runs go to temporary files, and nothing is said.
+    let roomy = tmp.path().join("roomy");
+    fs::create_dir(&roomy).unwrap();
+    let out = index_spilling_to(&lib, &db, &roomy, None).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains(NOTICE), "{stderr}");
+    assert_built(&db, &want, 3000);
+
+    // A temporary folder with no room for one run: the builds say so, sort in memory,
+    // and the load completes, where it used to fail at every run with its indexes pending.
+    fs::copy(&pristine, &db).unwrap();
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let _ = fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let full = tmp.path().join("full");
+    fs::create_dir(&full).unwrap();
+    let Some(out) = index_spilling_to(&lib, &db, &full, Some("16k")) else {
+        eprintln!("skipped: `unshare -rm` cannot mount a tmpfs on this machine");
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(NOTICE), "{stderr}");
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(n(&run, "added"), 3000);
+    assert_built(&db, &want, 3000);
 }
