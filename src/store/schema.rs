@@ -486,7 +486,8 @@ pub fn drop_secondary_indexes(conn: &Connection) -> Result<()> {
 /// on the five builds of a 1M-row index (a copy of a real index, the bundled SQLite, A B
 /// B A): 8.2-8.8 s with a 16 MB cache and temporary files in memory, where one thread did
 /// everything, against 3.9 s with 2 MB and the runs on disk; peak RSS 128 -> 12 MB.
-/// `MUSICDEX_BUILD_CACHE_KIB` overrides it (a test makes a small load spill with it).
+/// `MUSICDEX_BUILD_CACHE_KIB` overrides it (a test takes it down to the sorter's floor,
+/// 1 MiB of keys, so that a small load spills).
 const BUILD_CACHE_KIB: i64 = 2_048;
 
 fn build_cache_kib() -> i64 {
@@ -498,7 +499,7 @@ fn build_cache_kib() -> i64 {
 }
 
 /// Where the sorter of an index build keeps the runs it spills.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum Spill {
     /// Temporary files (`SQLITE_TMPDIR`, `TMPDIR`, else `/var/tmp`), sorted by worker
     /// threads. SQLite sorts on one thread whenever its temporary files live in memory.
@@ -524,7 +525,8 @@ pub fn restore_secondary_indexes(conn: &Connection) -> Result<()> {
             eprintln!(
                 "musicdex: the index builds failed ({e}), perhaps for want of room for \
                  their sort runs in the temporary folder; sorting in memory instead \
-                 (SQLITE_TMPDIR chooses that folder: it needs about the index's size)"
+                 (SQLITE_TMPDIR chooses that folder; it needs about the size of the \
+                 largest index)"
             );
             build_pending(conn, &pending, Spill::Memory)
         }
