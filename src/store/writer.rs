@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use rusqlite::{Connection, params};
 
 use super::{Known, KnownFile, Seen, Subtree, now_rfc3339, schema, subtree_range};
@@ -136,11 +136,12 @@ pub struct Writer {
     report: WriterReport,
     seen: Seen,
     written: Arc<AtomicU64>,
-    /// Where written records go to be freed, off the writer's thread (see `run`). The
-    /// boxes the engines made, as they are: unboxing would free each box on this thread.
-    #[allow(clippy::vec_box)]
-    spent: Option<crossbeam_channel::Sender<Vec<Box<FileRecord>>>>,
 }
+
+/// Written records on their way to be freed off the writer's thread (see `Writer::run`):
+/// the boxes the engines made, as they are (unboxing would free each box on this thread).
+#[allow(clippy::vec_box)]
+type Spent = Vec<Box<FileRecord>>;
 
 impl Writer {
     pub fn new(conn: Connection, opts: WriterOptions, written: Arc<AtomicU64>) -> Result<Writer> {
@@ -184,7 +185,6 @@ impl Writer {
             report,
             seen: Seen::default(),
             written,
-            spent: None,
         })
     }
 
@@ -196,21 +196,21 @@ impl Writer {
         // every row goes through, so another thread frees them. Bounded: a lagging
         // freer holds the writer back rather than the records piling up.
         std::thread::scope(|s| {
-            let (tx, spent) = crossbeam_channel::bounded::<Vec<Box<FileRecord>>>(1);
+            let (tx, spent) = crossbeam_channel::bounded::<Spent>(1);
             let freer = std::thread::Builder::new()
                 .name("musicdex-free".into())
                 .stack_size(64 << 10)
                 .spawn_scoped(s, move || spent.iter().for_each(drop));
-            // Without the thread (none to be had) the writer frees them itself.
-            self.spent = freer.is_ok().then_some(tx);
-            let ran = self.drain(rx);
-            self.spent = None;
-            ran
+            // Without the thread (none to be had) the writer frees them itself. The
+            // sender lives in this frame: however `drain` ends, even in a panic, it goes
+            // and the freer returns, so the scope can end.
+            let tx = freer.is_ok().then_some(tx);
+            self.drain(rx, tx.as_ref())
         })?;
         self.finish()
     }
 
-    fn drain(&mut self, rx: Receiver<Vec<Change>>) -> Result<()> {
+    fn drain(&mut self, rx: Receiver<Vec<Change>>, freer: Option<&Sender<Spent>>) -> Result<()> {
         let now = now_rfc3339();
         let per_tx = if self.opts.legacy_per_file_commit {
             1
@@ -233,21 +233,21 @@ impl Writer {
                     for change in batch {
                         pending.push(change);
                         if pending.len() >= per_tx {
-                            self.commit(&mut pending, &now)?;
+                            self.commit(&mut pending, &now, freer)?;
                             oldest = Instant::now();
                         }
                     }
                     if !pending.is_empty() && oldest.elapsed() >= self.opts.max_batch_age {
-                        self.commit(&mut pending, &now)?;
+                        self.commit(&mut pending, &now, freer)?;
                     }
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    self.commit(&mut pending, &now)?;
+                    self.commit(&mut pending, &now, freer)?;
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
             }
         }
-        self.commit(&mut pending, &now)
+        self.commit(&mut pending, &now, freer)
     }
 
     /// After the last row: the indexes a first load deferred, and the journal back.
@@ -270,17 +270,18 @@ impl Writer {
         Ok((self.conn, self.report, self.seen))
     }
 
-    fn commit(&mut self, pending: &mut Vec<Change>, now: &str) -> Result<()> {
+    fn commit(
+        &mut self,
+        pending: &mut Vec<Change>,
+        now: &str,
+        freer: Option<&Sender<Spent>>,
+    ) -> Result<()> {
         if pending.is_empty() {
             return Ok(());
         }
         let started = Instant::now();
         let n = pending.len() as u64;
-        let mut spent = Vec::with_capacity(if self.spent.is_some() {
-            pending.len()
-        } else {
-            0
-        });
+        let mut spent = Vec::with_capacity(if freer.is_some() { pending.len() } else { 0 });
         let mut tx = self.conn.transaction()?;
         let before = tx.total_changes();
         {
@@ -337,7 +338,7 @@ impl Writer {
                         if r.error.is_some() {
                             self.report.errors += 1;
                         }
-                        if self.spent.is_some() {
+                        if freer.is_some() {
                             spent.push(record);
                         }
                     }
@@ -358,7 +359,7 @@ impl Writer {
         tx.set_drop_behavior(rusqlite::DropBehavior::Ignore);
         drop(tx);
         super::commit_waiting(&self.conn)?;
-        if let Some(freer) = &self.spent {
+        if let Some(freer) = freer {
             // Inside the busy time: the writer waits here when the freer lags.
             let _ = freer.send(spent);
         }
