@@ -201,10 +201,12 @@ impl Writer {
                 .name("musicdex-free".into())
                 .stack_size(64 << 10)
                 .spawn_scoped(s, move || spent.iter().for_each(drop));
-            // Without the thread (none to be had) the writer frees them itself. The
-            // sender lives in this frame: however `drain` ends, even in a panic, it goes
-            // and the freer returns, so the scope can end.
-            let tx = freer.is_ok().then_some(tx);
+            // Without the thread (none to be had) the writer frees them itself, as it
+            // does in the replaced tool's pipeline (a transaction per file: a send per
+            // file would only add to the baseline). The sender lives in this frame:
+            // however `drain` ends, even in a panic, it goes and the freer returns, so
+            // the scope can end.
+            let tx = (freer.is_ok() && !self.opts.legacy_per_file_commit).then_some(tx);
             self.drain(rx, tx.as_ref())
         })?;
         self.finish()
