@@ -214,6 +214,19 @@ fn journal_mode(db: &Path) -> String {
         .unwrap()
 }
 
+/// The index file's `integrity_check`, its rows, and the index builds still pending.
+fn soundness(db: &Path) -> (String, i64, i64) {
+    Connection::open(db)
+        .unwrap()
+        .query_row(
+            "SELECT (SELECT integrity_check FROM pragma_integrity_check),
+                    (SELECT count(*) FROM library_index), (SELECT count(*) FROM pending_indexes)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+}
+
 /// A tiny library of `files` files and, beside it, an index with its schema but no row:
 /// a reader never meets a file without one, and the next run is still a first load.
 fn library_and_empty_index(files: usize, seed: u64) -> (tempfile::TempDir, PathBuf, PathBuf) {
@@ -284,20 +297,9 @@ fn a_first_load_writes_through_a_rollback_journal_and_readers_work_throughout() 
     // Back in WAL mode, no journal left, every row and index in.
     assert_eq!(journal_mode(&db), "wal");
     assert!(!tmp.path().join("x.db-journal").exists());
-    let conn = Connection::open(&db).unwrap();
-    let check: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
+    let (check, rows, pending) = soundness(&db);
     assert_eq!(check, "ok");
-    let (rows, pending): (i64, i64) = conn
-        .query_row(
-            "SELECT (SELECT count(*) FROM library_index), (SELECT count(*) FROM pending_indexes)",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
     assert_eq!((rows, pending), (4000, 0));
-    drop(conn);
 
     // A run into an index that holds rows is no first load: WAL throughout.
     let again = index_json(&lib, &db, &["--full"]);
@@ -369,15 +371,7 @@ fn a_reader_holding_up_a_first_load_makes_it_wait_not_fail() {
     let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(run["metrics"]["first_load_journal"], "rollback", "{run}");
     assert_eq!(n(&run, "added"), 3000);
-    let conn = Connection::open(&db).unwrap();
-    let (check, rows): (String, i64) = conn
-        .query_row(
-            "SELECT (SELECT integrity_check FROM pragma_integrity_check),
-                    (SELECT count(*) FROM library_index)",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let (check, rows, _) = soundness(&db);
     assert_eq!((check.as_str(), rows), ("ok", 3000));
     assert_eq!(journal_mode(&db), "wal");
 }
@@ -415,16 +409,7 @@ fn index_spilling_to(lib: &Path, db: &Path, tmpdir: &Path, room: Option<&str>) -
 /// Every index of a fresh schema is there, none pending, every row in, the file sound.
 fn assert_built(db: &Path, want: &[String], rows: i64) {
     assert_eq!(index_names(db), want);
-    let conn = Connection::open(db).unwrap();
-    let got: (i64, i64, String) = conn
-        .query_row(
-            "SELECT (SELECT count(*) FROM pending_indexes), (SELECT count(*) FROM library_index),
-                    (SELECT integrity_check FROM pragma_integrity_check)",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap();
-    assert_eq!(got, (0, rows, "ok".to_string()));
+    assert_eq!(soundness(db), ("ok".to_string(), rows, 0));
 }
 
 #[test]

@@ -271,9 +271,9 @@ pub fn run(opts: &IndexOptions) -> Result<Summary> {
     // Fold the WAL back so the database file alone is the index when we exit. Not at the
     // price of waiting for a reader (the whole busy timeout, 30 s, for one that keeps a
     // read open): a WAL that could not be folded now is folded by the next writer.
-    let _ = conn.busy_timeout(std::time::Duration::ZERO);
-    let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
-    let _ = conn.busy_timeout(store::busy_timeout());
+    let _ = store::without_waiting(&conn, |c| {
+        c.pragma_update(None, "wal_checkpoint", "TRUNCATE")
+    });
     let finish_secs = finish_started.elapsed().as_secs_f64();
 
     let usage = rusage().since(&rusage_start);

@@ -263,6 +263,18 @@ pub(crate) fn commit_waiting(conn: &Connection) -> Result<()> {
     }
 }
 
+/// `f` on `conn` without waiting for another connection's lock (a busy one fails at
+/// once), the busy timeout put back after.
+pub(crate) fn without_waiting<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.busy_timeout(Duration::ZERO)?;
+    let out = f(conn);
+    conn.busy_timeout(busy_timeout())?;
+    out
+}
+
 /// Put the index in journal mode `mode` (`wal`, or `truncate` for a first load), with
 /// the `synchronous` that mode needs: NORMAL in WAL, FULL in a rollback journal (synced
 /// before the database is written, so an OS crash mid-commit cannot tear the file). The
@@ -271,13 +283,16 @@ pub(crate) fn commit_waiting(conn: &Connection) -> Result<()> {
 pub(crate) fn switch_journal(conn: &Connection, mode: &str, wait: bool) -> Result<bool> {
     let mut now: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
     if !now.eq_ignore_ascii_case(mode) {
-        if !wait {
-            conn.busy_timeout(Duration::ZERO)?;
-        }
-        let switched = conn.query_row(&format!("PRAGMA journal_mode = {mode}"), [], |r| {
-            r.get::<_, String>(0)
-        });
-        conn.busy_timeout(busy_timeout())?;
+        let switch = |c: &Connection| {
+            c.query_row(&format!("PRAGMA journal_mode = {mode}"), [], |r| {
+                r.get::<_, String>(0)
+            })
+        };
+        let switched = if wait {
+            switch(conn)
+        } else {
+            without_waiting(conn, switch)
+        };
         match switched {
             Ok(m) => now = m,
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {}

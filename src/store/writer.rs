@@ -138,11 +138,6 @@ pub struct Writer {
     written: Arc<AtomicU64>,
 }
 
-/// Written records on their way to be freed off the writer's thread (see `Writer::run`):
-/// the boxes the engines made, as they are (unboxing would free each box on this thread).
-#[allow(clippy::vec_box)]
-type Spent = Vec<Box<FileRecord>>;
-
 impl Writer {
     pub fn new(conn: Connection, opts: WriterOptions, written: Arc<AtomicU64>) -> Result<Writer> {
         if opts.legacy_per_file_commit {
@@ -196,7 +191,7 @@ impl Writer {
         // every row goes through, so another thread frees them. Bounded: a lagging
         // freer holds the writer back rather than the records piling up.
         std::thread::scope(|s| {
-            let (tx, spent) = crossbeam_channel::bounded::<Spent>(1);
+            let (tx, spent) = crossbeam_channel::bounded::<Vec<Change>>(1);
             let freer = std::thread::Builder::new()
                 .name("musicdex-free".into())
                 .stack_size(64 << 10)
@@ -212,7 +207,11 @@ impl Writer {
         self.finish()
     }
 
-    fn drain(&mut self, rx: Receiver<Vec<Change>>, freer: Option<&Sender<Spent>>) -> Result<()> {
+    fn drain(
+        &mut self,
+        rx: Receiver<Vec<Change>>,
+        freer: Option<&Sender<Vec<Change>>>,
+    ) -> Result<()> {
         let now = now_rfc3339();
         let per_tx = if self.opts.legacy_per_file_commit {
             1
@@ -276,24 +275,23 @@ impl Writer {
         &mut self,
         pending: &mut Vec<Change>,
         now: &str,
-        freer: Option<&Sender<Spent>>,
+        freer: Option<&Sender<Vec<Change>>>,
     ) -> Result<()> {
         if pending.is_empty() {
             return Ok(());
         }
         let started = Instant::now();
         let n = pending.len() as u64;
-        let mut spent = Vec::with_capacity(if freer.is_some() { pending.len() } else { 0 });
         let mut tx = self.conn.transaction()?;
         let before = tx.total_changes();
         {
             let mut insert = tx.prepare_cached(INSERT)?;
             let mut update = tx.prepare_cached(UPDATE)?;
             let mut reactivate = tx.prepare_cached(REACTIVATE)?;
-            for change in pending.drain(..) {
+            for change in pending.iter() {
                 match change {
                     Change::Record { record, known } => {
-                        let r = &*record;
+                        let r = &**record;
                         let t = &r.tags;
                         let path = text(path_bytes(&r.path));
                         // Borrowed, not a String per row: names are UTF-8 nearly always.
@@ -315,7 +313,7 @@ impl Writer {
                         match known {
                             Some(k) => {
                                 update.execute(row!(k.id))?;
-                                self.seen.insert(&k);
+                                self.seen.insert(k);
                                 if k.active {
                                     self.report.updated += 1;
                                 } else {
@@ -340,12 +338,9 @@ impl Writer {
                         if r.error.is_some() {
                             self.report.errors += 1;
                         }
-                        if freer.is_some() {
-                            spent.push(record);
-                        }
                     }
                     Change::Unchanged { known } => {
-                        self.seen.insert(&known);
+                        self.seen.insert(known);
                         if known.active {
                             self.report.unchanged += 1;
                         } else {
@@ -361,9 +356,15 @@ impl Writer {
         tx.set_drop_behavior(rusqlite::DropBehavior::Ignore);
         drop(tx);
         super::commit_waiting(&self.conn)?;
-        if let Some(freer) = freer {
+        match freer {
             // Inside the busy time: the writer waits here when the freer lags.
-            let _ = freer.send(spent);
+            Some(freer) => {
+                let _ = freer.send(std::mem::replace(
+                    pending,
+                    Vec::with_capacity(pending.capacity()),
+                ));
+            }
+            None => pending.clear(),
         }
         self.report.rows_written += changed;
         self.report.transactions += 1;
