@@ -142,12 +142,14 @@ fn unchanged_reindex_writes_no_row_and_last_verified_follows_the_runs() {
     assert_eq!(row["last_verified"], run4.as_str());
 }
 
+/// The secondary indexes of `library_index` and its trigger: what a first load drops and
+/// builds again.
 fn index_names(db: &Path) -> Vec<String> {
     let conn = Connection::open(db).unwrap();
     let mut stmt = conn
         .prepare(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'library_index'
-             AND sql IS NOT NULL ORDER BY name",
+            "SELECT name FROM sqlite_master WHERE type IN ('index', 'trigger')
+             AND tbl_name = 'library_index' AND sql IS NOT NULL ORDER BY name",
         )
         .unwrap();
     stmt.query_map([], |r| r.get(0))
@@ -166,6 +168,7 @@ fn first_load_builds_indexes_after_and_a_killed_load_gets_them_back() {
     let want = index_names(&db);
     assert!(
         want.iter().any(|n| n == "idx_dupes_content")
+            && want.iter().any(|n| n == "library_index_tool_insert")
             && !want.iter().any(|n| n == "idx_library_file_path"),
         "{want:?}"
     );
@@ -204,6 +207,103 @@ fn first_load_builds_indexes_after_and_a_killed_load_gets_them_back() {
     let again = index_json(&lib, &db, &["--full"]);
     assert_eq!(n(&again, "updated"), n(&first, "added"));
     assert_eq!(index_names(&db), want);
+}
+
+/// The replaced tool inserts rows without `path_bytes`; its trigger gives them the key.
+/// A first load drops that trigger with the indexes (an INSERT under a trigger copies a
+/// page into a statement journal per row), so a row the tool inserts during the load
+/// must get its key when the trigger comes back, and, as the later write of a path the
+/// load also wrote, take that path's place.
+#[test]
+fn a_row_the_tool_inserts_during_a_first_load_gets_its_path_key_when_the_trigger_returns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tiny_library(tmp.path(), 40, 11);
+    let db = tmp.path().join("x.db");
+    index_json(&lib, &db, &[]);
+    let want = index_names(&db);
+    let conn = Connection::open(&db).unwrap();
+    let rows = |conn: &Connection| -> i64 {
+        conn.query_row("SELECT count(*) FROM library_index", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = rows(&conn);
+    let (ours_id, ours): (i64, String) = conn
+        .query_row(
+            "SELECT id, file_path FROM library_index ORDER BY id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+
+    // The state inside a first load, made by the function the writer calls.
+    musicdex::store::schema::drop_secondary_indexes(&conn).unwrap();
+    assert!(index_names(&db).is_empty());
+    // The tool's INSERT, as its database.py writes it: no path_bytes. One path is new,
+    // one is a path the load also wrote, and one the tool writes twice.
+    let new = format!("{}/Tool Added/new one.mp3", lib.display());
+    let twice = format!("{}/Tool Added/twice.mp3", lib.display());
+    for path in [&new, &ours, &twice, &twice] {
+        conn.execute(
+            "INSERT INTO library_index (file_path, filename, file_format, file_size,
+                metadata_hash, indexed_at, file_mtime)
+             VALUES (?1, 'x.mp3', 'mp3', 1, 'm', '2026-01-01T00:00:00', '2026-01-01T00:00:00')",
+            [path],
+        )
+        .unwrap();
+    }
+    drop(conn);
+
+    // The next writable open builds what the load left pending, the trigger last.
+    drop(musicdex::store::open(&db).unwrap());
+    assert_eq!(index_names(&db), want);
+    let conn = Connection::open(&db).unwrap();
+    assert_eq!(rows(&conn), before + 2, "one row per path");
+    let keyless: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM library_index
+             WHERE path_bytes IS NULL OR path_bytes != CAST(file_path AS BLOB)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(keyless, 0);
+    for path in [&new, &ours, &twice] {
+        let (n, format): (i64, String) = conn
+            .query_row(
+                "SELECT count(*), max(file_format) FROM library_index WHERE path_bytes = ?1",
+                [path.as_bytes()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((n, format.as_str()), (1, "mp3"), "{path}");
+    }
+    let gone: bool = conn
+        .query_row(
+            "SELECT NOT EXISTS (SELECT 1 FROM library_index WHERE id = ?1)",
+            [ours_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(gone, "the tool's later write of {ours} took its place");
+    assert_eq!(soundness(&db), ("ok".into(), before + 2, 0));
+
+    // The trigger works again: the tool's next row gets its key at once.
+    let later = format!("{}/Tool Added/later.mp3", lib.display());
+    conn.execute(
+        "INSERT INTO library_index (file_path, filename, file_format, file_size,
+            metadata_hash, indexed_at, file_mtime)
+         VALUES (?1, 'x.mp3', 'mp3', 1, 'm', '2026-01-01T00:00:00', '2026-01-01T00:00:00')",
+        [&later],
+    )
+    .unwrap();
+    let key: Vec<u8> = conn
+        .query_row(
+            "SELECT path_bytes FROM library_index WHERE file_path = ?1",
+            [&later],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(key, later.as_bytes());
 }
 
 /// The journal mode the index file is in (asking does not change it).
