@@ -306,6 +306,70 @@ fn a_row_the_tool_inserts_during_a_first_load_gets_its_path_key_when_the_trigger
     assert_eq!(key, later.as_bytes());
 }
 
+/// The replaced tool writing while musicdex first-loads the same index: whatever the
+/// interleaving (between the load's batches, with the trigger gone, or after its builds,
+/// with the trigger back), every row ends with its path key, the trigger and the indexes
+/// are there, and nothing is lost.
+#[test]
+fn the_tool_writing_during_a_first_load_loses_no_row_and_every_row_gets_its_key() {
+    let (_tmp, lib, db) = library_and_empty_index(4000, 12);
+    let mut child = spawn_index(&lib, &db, &[]);
+    wait_for_rollback_journal(&mut child, &db);
+    let tool = Connection::open(&db).unwrap();
+    tool.busy_timeout(std::time::Duration::from_secs(60))
+        .unwrap();
+    // IMMEDIATE: the write lock first, so the tool waits its turn between the load's
+    // transactions (the load waits for it the same way).
+    let mut tool_paths = Vec::new();
+    while child.try_wait().unwrap().is_none() && tool_paths.len() < 500 {
+        let path = format!("{}/Tool Added/{:04}.mp3", lib.display(), tool_paths.len());
+        tool.execute_batch("BEGIN IMMEDIATE").unwrap();
+        tool.execute(
+            "INSERT INTO library_index (file_path, filename, file_format, file_size,
+                metadata_hash, indexed_at, file_mtime)
+             VALUES (?1, 'x.mp3', 'mp3', 1, 'm', '2026-01-01T00:00:00', '2026-01-01T00:00:00')",
+            [&path],
+        )
+        .unwrap();
+        tool.execute_batch("COMMIT").unwrap();
+        tool_paths.push(path);
+    }
+    drop(tool);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(n(&run, "added"), 4000);
+    assert!(!tool_paths.is_empty());
+
+    let t = tool_paths.len() as i64;
+    assert_eq!(soundness(&db), ("ok".into(), 4000 + t, 0));
+    assert!(
+        index_names(&db)
+            .iter()
+            .any(|n| n == "library_index_tool_insert")
+    );
+    let conn = Connection::open(&db).unwrap();
+    let (keyless, tool_rows, mid_load): (i64, i64, i64) = conn
+        .query_row(
+            "SELECT
+                (SELECT count(*) FROM library_index
+                 WHERE path_bytes IS NULL OR path_bytes != CAST(file_path AS BLOB)),
+                (SELECT count(DISTINCT path_bytes) FROM library_index WHERE filename = 'x.mp3'),
+                (SELECT count(*) FROM library_index WHERE filename = 'x.mp3' AND id < (
+                    SELECT max(id) FROM library_index WHERE filename != 'x.mp3'))",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((keyless, tool_rows), (0, t));
+    // How many of the tool's rows went in between the load's own (the trigger gone).
+    eprintln!("tool rows: {t}, of which written during the load's rows: {mid_load}");
+}
+
 /// The journal mode the index file is in (asking does not change it).
 fn journal_mode(db: &Path) -> String {
     Connection::open(db)
