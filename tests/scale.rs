@@ -209,6 +209,18 @@ fn first_load_builds_indexes_after_and_a_killed_load_gets_them_back() {
     assert_eq!(index_names(&db), want);
 }
 
+/// A row inserted as the replaced tool's `database.py` inserts one: its columns only, no
+/// `path_bytes`. Its file name is `x.mp3`, whatever the path.
+fn tool_insert(conn: &Connection, path: &str) {
+    conn.execute(
+        "INSERT INTO library_index (file_path, filename, file_format, file_size,
+            metadata_hash, indexed_at, file_mtime)
+         VALUES (?1, 'x.mp3', 'mp3', 1, 'm', '2026-01-01T00:00:00', '2026-01-01T00:00:00')",
+        [path],
+    )
+    .unwrap();
+}
+
 /// The replaced tool inserts rows without `path_bytes`; its trigger gives them the key.
 /// A first load drops that trigger with the indexes (an INSERT under a trigger copies a
 /// page into a statement journal per row), so a row the tool inserts during the load
@@ -243,13 +255,7 @@ fn a_row_the_tool_inserts_during_a_first_load_gets_its_path_key_when_the_trigger
     let new = format!("{}/Tool Added/new one.mp3", lib.display());
     let twice = format!("{}/Tool Added/twice.mp3", lib.display());
     for path in [&new, &ours, &twice, &twice] {
-        conn.execute(
-            "INSERT INTO library_index (file_path, filename, file_format, file_size,
-                metadata_hash, indexed_at, file_mtime)
-             VALUES (?1, 'x.mp3', 'mp3', 1, 'm', '2026-01-01T00:00:00', '2026-01-01T00:00:00')",
-            [path],
-        )
-        .unwrap();
+        tool_insert(&conn, path);
     }
     drop(conn);
 
@@ -289,13 +295,7 @@ fn a_row_the_tool_inserts_during_a_first_load_gets_its_path_key_when_the_trigger
 
     // The trigger works again: the tool's next row gets its key at once.
     let later = format!("{}/Tool Added/later.mp3", lib.display());
-    conn.execute(
-        "INSERT INTO library_index (file_path, filename, file_format, file_size,
-            metadata_hash, indexed_at, file_mtime)
-         VALUES (?1, 'x.mp3', 'mp3', 1, 'm', '2026-01-01T00:00:00', '2026-01-01T00:00:00')",
-        [&later],
-    )
-    .unwrap();
+    tool_insert(&conn, &later);
     let key: Vec<u8> = conn
         .query_row(
             "SELECT path_bytes FROM library_index WHERE file_path = ?1",
@@ -324,13 +324,7 @@ fn the_tool_writing_during_a_first_load_loses_no_row_and_every_row_gets_its_key(
     while child.try_wait().unwrap().is_none() && tool_paths.len() < 500 {
         let path = format!("{}/Tool Added/{:04}.mp3", lib.display(), tool_paths.len());
         tool.execute_batch("BEGIN IMMEDIATE").unwrap();
-        tool.execute(
-            "INSERT INTO library_index (file_path, filename, file_format, file_size,
-                metadata_hash, indexed_at, file_mtime)
-             VALUES (?1, 'x.mp3', 'mp3', 1, 'm', '2026-01-01T00:00:00', '2026-01-01T00:00:00')",
-            [&path],
-        )
-        .unwrap();
+        tool_insert(&tool, &path);
         tool.execute_batch("COMMIT").unwrap();
         tool_paths.push(path);
     }
