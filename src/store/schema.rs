@@ -461,22 +461,31 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// under a statement journal, copying the page it appends to into that journal once per
 /// row (with the trigger's sub-program, ~12% of the writer's CPU in a first load). Our
 /// rows never need it (they carry `path_bytes`); a row the tool inserts meanwhile gets its
-/// key when the trigger is rebuilt (`build_pending`).
+/// key when the trigger is rebuilt (`build_pending`). Only that trigger: what another
+/// trigger would have done for the load's rows cannot be made up afterwards.
 pub fn drop_secondary_indexes(conn: &Connection) -> Result<()> {
-    conn.execute_batch(
-        "BEGIN IMMEDIATE;
-        INSERT OR REPLACE INTO pending_indexes (name, sql)
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    if let Err(e) = conn.execute(
+        "INSERT OR REPLACE INTO pending_indexes (name, sql)
             SELECT name, sql FROM sqlite_master
-            WHERE type IN ('index', 'trigger') AND tbl_name = 'library_index'
-                AND sql IS NOT NULL;",
-    )?;
-    let dropped: Vec<(String, String)> = conn
-        .prepare("SELECT name, sql FROM pending_indexes")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            WHERE tbl_name = 'library_index' AND sql IS NOT NULL
+                AND (type = 'index' OR (type = 'trigger' AND name = ?1))",
+        [TOOL_TRIGGER],
+    ) {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(e.into());
+    }
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM pending_indexes")?
+        .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    for (name, sql) in dropped {
+    for name in names {
         let quoted = name.replace('"', "\"\"");
-        let kind = if is_trigger(&sql) { "TRIGGER" } else { "INDEX" };
+        let kind = if name == TOOL_TRIGGER {
+            "TRIGGER"
+        } else {
+            "INDEX"
+        };
         if let Err(e) = conn.execute_batch(&format!("DROP {kind} IF EXISTS \"{quoted}\"")) {
             let _ = conn.execute_batch("ROLLBACK");
             return Err(e.into());
@@ -484,12 +493,6 @@ pub fn drop_secondary_indexes(conn: &Connection) -> Result<()> {
     }
     conn.execute_batch("COMMIT")?;
     Ok(())
-}
-
-fn is_trigger(sql: &str) -> bool {
-    sql.trim_start()
-        .get(..14)
-        .is_some_and(|head| head.eq_ignore_ascii_case("CREATE TRIGGER"))
 }
 
 /// Page cache, in KiB, while the indexes a bulk load dropped are built. The sorter of an
@@ -579,7 +582,7 @@ fn build_pending(conn: &Connection, pending: &[(String, String)], spill: Spill) 
     // The path key before the trigger: the trigger's catch-up below finds the rows it
     // missed through that key.
     let mut order: Vec<&(String, String)> = pending.iter().collect();
-    order.sort_by_key(|(name, sql)| (is_trigger(sql), name != PATH_KEY));
+    order.sort_by_key(|(name, _)| (name == TOOL_TRIGGER, name != PATH_KEY));
     let built = order.into_iter().try_for_each(|(name, sql)| {
         let exists: bool = conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type IN ('index', 'trigger')
@@ -587,8 +590,8 @@ fn build_pending(conn: &Connection, pending: &[(String, String)], spill: Spill) 
             [name],
             |r| r.get(0),
         )?;
-        if !exists && is_trigger(sql) {
-            catch_up_trigger(conn, name)?;
+        if !exists && name == TOOL_TRIGGER {
+            catch_up_tool_trigger(conn)?;
             conn.execute_batch(sql)?;
         } else if !exists {
             build_index(conn, name, sql)?;
@@ -612,18 +615,16 @@ pub const PATH_KEY: &str = "idx_library_path";
 /// The trigger that gives a row the replaced tool inserts its `path_bytes`.
 pub const TOOL_TRIGGER: &str = "library_index_tool_insert";
 
-/// Do what a trigger a bulk load dropped would have done for the rows inserted while it
-/// was gone: a row the tool inserted during the load gets its path key, and (as the
+/// Do what the tool's trigger would have done for the rows inserted while a bulk load
+/// had it dropped: a row the tool inserted during the load gets its path key, and (as the
 /// tool's later write of the same path) replaces a row that already held that path.
 /// The path key exists by now, so the usual case (no such row) costs one index probe.
-fn catch_up_trigger(conn: &Connection, name: &str) -> rusqlite::Result<()> {
-    if name == TOOL_TRIGGER {
-        conn.execute(
-            "UPDATE OR REPLACE library_index SET path_bytes = CAST(file_path AS BLOB)
-            WHERE path_bytes IS NULL",
-            [],
-        )?;
-    }
+fn catch_up_tool_trigger(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE OR REPLACE library_index SET path_bytes = CAST(file_path AS BLOB)
+        WHERE path_bytes IS NULL",
+        [],
+    )?;
     Ok(())
 }
 
