@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use common::*;
+use musicdex::store::schema::TOOL_TRIGGER;
 use rusqlite::Connection;
 
 fn tiny_library(dir: &Path, files: usize, seed: u64) -> std::path::PathBuf {
@@ -168,7 +169,7 @@ fn first_load_builds_indexes_after_and_a_killed_load_gets_them_back() {
     let want = index_names(&db);
     assert!(
         want.iter().any(|n| n == "idx_dupes_content")
-            && want.iter().any(|n| n == "library_index_tool_insert")
+            && want.iter().any(|n| n == TOOL_TRIGGER)
             && !want.iter().any(|n| n == "idx_library_file_path"),
         "{want:?}"
     );
@@ -374,11 +375,7 @@ fn the_tool_writing_during_a_first_load_loses_no_row_and_every_row_gets_its_key(
 
     let t = tool_paths.len() as i64;
     assert_eq!(soundness(&db), ("ok".into(), 4000 + t, 0));
-    assert!(
-        index_names(&db)
-            .iter()
-            .any(|n| n == "library_index_tool_insert")
-    );
+    assert!(index_names(&db).iter().any(|n| n == TOOL_TRIGGER));
     let conn = Connection::open(&db).unwrap();
     let (tool_rows, mid_load): (i64, i64) = conn
         .query_row(

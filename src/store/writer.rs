@@ -387,7 +387,6 @@ impl Writer {
 /// the syncs, and did not move.)
 struct StaticInsert<'c> {
     stmt: NonNull<ffi::sqlite3_stmt>,
-    db: *mut ffi::sqlite3,
     _conn: PhantomData<&'c Connection>,
 }
 
@@ -411,7 +410,6 @@ impl<'c> StaticInsert<'c> {
         match NonNull::new(stmt) {
             Some(stmt) if rc == ffi::SQLITE_OK => Ok(StaticInsert {
                 stmt,
-                db,
                 _conn: PhantomData,
             }),
             _ => Err(sqlite_error(db, rc)),
@@ -467,7 +465,8 @@ impl<'c> StaticInsert<'c> {
                 rc = ffi::sqlite3_step(stmt);
             }
             // The message before the reset, which may replace it.
-            let failed = (rc != ffi::SQLITE_DONE).then(|| sqlite_error(self.db, rc));
+            let failed =
+                (rc != ffi::SQLITE_DONE).then(|| sqlite_error(ffi::sqlite3_db_handle(stmt), rc));
             ffi::sqlite3_reset(stmt);
             ffi::sqlite3_clear_bindings(stmt);
             failed.map_or(Ok(()), Err)
@@ -879,20 +878,10 @@ mod tests {
                  FROM library_index ORDER BY path_bytes",
             )
             .unwrap();
-        q.query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
-        })
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap()
+        q.query_map([], |r| Stored::try_from(r))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
     }
 
     /// The values a new row is inserted with are bound where they lie, not copied
